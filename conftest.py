@@ -1,0 +1,92 @@
+"""Suite-wide setup: refuse to start against unreachable services; start each test with no
+Arbor keys in the Redis test database (rate-limit buckets and cached values must not leak
+between tests) while Celery's own keys stay, so a running worker keeps its queue bindings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _services_reachable(django_db_blocker: Any) -> None:
+    """A wrong DATABASE_URL or REDIS_URL ends the run at once, in one line each."""
+    from django.conf import settings
+
+    from config.preflight import require_services
+    from config.startup import StartupError
+
+    try:
+        with django_db_blocker.unblock():
+            require_services(settings)
+    except StartupError as error:
+        lines = "\n".join(f"error: {line}" for line in str(error).splitlines())
+        pytest.exit(lines, returncode=2)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _empty_redis_database(_services_reachable: None) -> None:
+    from django_redis import get_redis_connection
+
+    get_redis_connection("default").flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _no_arbor_keys() -> Iterator[None]:
+    from django_redis import get_redis_connection
+
+    connection = get_redis_connection("default")
+    keys = list(connection.scan_iter(match="arbor:*", count=1000))
+    if keys:
+        connection.delete(*keys)
+    yield
+
+
+def database_url_named(url: str, name: str) -> str:
+    """The same server as `url`, another database."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def process_environment(**overrides: str) -> dict[str, str]:
+    """An environment for a child process that attaches to this run's servers (never owns one)."""
+    import os
+
+    from django.conf import settings
+
+    environment = dict(os.environ)
+    environment.update(
+        DATABASE_URL=database_url_named(settings.DATABASE_URL, settings.DATABASES["default"]["NAME"]),
+        REDIS_URL=settings.REDIS_URL,
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        PYTHONUNBUFFERED="1",
+    )
+    environment.update(overrides)
+    return environment
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup: None) -> Iterator[object]:
+    """A real `celery worker` process on the real broker, using the test database."""
+    import subprocess
+    import sys
+    import time
+
+    from config.celery import app
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=WARNING"],
+        env=process_environment(),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not app.control.ping(timeout=0.5, limit=1):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the Celery worker did not start")
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
