@@ -53,11 +53,10 @@ USER arbor
 
 EXPOSE 8000
 
-# Liveness only (/livez checks no dependency). It is exempt from the HTTPS redirect, but Django
-# still checks the Host header against ALLOWED_HOSTS, so the probe sends the first allowed name
-# (a leading "." wildcard stripped; "*" allows anything, so "localhost" is used then).
+# Liveness only (/livez checks no dependency; it answers ahead of the host check and the HTTPS
+# redirect, see config/middleware.py).
 # Containers of this image that serve no HTTP (worker, migrate) override this in compose.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; hosts = [h.strip().lstrip('.') for h in os.environ.get('ALLOWED_HOSTS', '').split(',') if h.strip() not in ('', '*')]; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:8000/livez', headers={'Host': (hosts or ['localhost'])[0]}), timeout=4)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/livez', timeout=4)"]
 
 CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
