@@ -7,8 +7,9 @@ import math
 
 from django.conf import settings
 from django.contrib.auth import login, logout
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -28,7 +29,9 @@ def _next_url(request: HttpRequest) -> str:
     candidate = request.POST.get("next") or request.GET.get("next") or ""
     if url_has_allowed_host_and_scheme(candidate, {request.get_host()}, require_https=request.is_secure()):
         return candidate
-    return settings.LOGIN_REDIRECT_URL
+    # Resolved here, and the redirects below never resolve `next` as a URL name: a bare word
+    # that names no URL would otherwise raise NoReverseMatch (a 500) after signing in.
+    return resolve_url(settings.LOGIN_REDIRECT_URL)
 
 
 def _current_guest(request: HttpRequest) -> User | None:
@@ -50,7 +53,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             form.add_error("email", "An account with this email already exists. Sign in instead.")
         else:
             login(request, user, backend=MODEL_BACKEND)
-            return redirect(_next_url(request))
+            return HttpResponseRedirect(_next_url(request))
     return render(request, "accounts/signup.html", {"form": form, "next": _next_url(request)})
 
 
@@ -62,14 +65,21 @@ def signin(request: HttpRequest) -> HttpResponse:
             signin_attempt_spend(client_ip=request_client_ip(request))
         except SignInLimitReached as limit:
             minutes = math.ceil(limit.retry_after_seconds / 60)
-            form.add_error(None, f"Too many sign-in attempts. Try again in {minutes} minute(s).")
+            # An unbound form: validating the posted one would check the password, and the page
+            # would then tell a guesser whether it was right.
+            form = SignInForm(initial={"email": request.POST.get("email", "")}, request=request)
+            form.errors[NON_FIELD_ERRORS] = form.error_class(
+                [f"Too many sign-in attempts. Try again in {minutes} minute(s)."],
+                error_class="nonfield",
+                renderer=form.renderer,
+            )
             return render(request, "accounts/signin.html", {"form": form, "next": _next_url(request)}, status=429)
         if form.is_valid() and form.user is not None:
             guest = _current_guest(request)
             if guest is not None:
                 guest_data_transfer(guest=guest, target=form.user)
             login(request, form.user, backend=MODEL_BACKEND)
-            return redirect(_next_url(request))
+            return HttpResponseRedirect(_next_url(request))
     return render(request, "accounts/signin.html", {"form": form, "next": _next_url(request)})
 
 
