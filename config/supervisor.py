@@ -36,6 +36,17 @@ class Supervisor:
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     stopping: bool = False
 
+    def handle_stop_signals(self) -> None:
+        """From here on Ctrl-C / SIGTERM only mark the run as stopping; children are stopped in
+        order by `run_until_signal`. Installed before any child starts: a signal that came
+        between a child's start and the wait would otherwise kill the supervisor mid-way."""
+
+        def on_signal(signum: int, frame: object) -> None:
+            self.stopping = True
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+
     def start(self, name: str, command: list[str]) -> None:
         # preexec_fn runs in the child between fork and exec; the supervisor has no threads.
         process = subprocess.Popen(command, env=self.environment, preexec_fn=_die_with_parent)  # noqa: PLW1509
@@ -63,12 +74,6 @@ class Supervisor:
 
     def run_until_signal(self) -> int:
         """Block until Ctrl-C / SIGTERM or a child dies; then stop every child. Exit code."""
-
-        def on_signal(signum: int, frame: object) -> None:
-            self.stopping = True
-
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
         died = None
         while not self.stopping:
             died = self.exited()

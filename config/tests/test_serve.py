@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import psycopg
 import pytest
+import redis
 from django.conf import settings
 from websockets.sync.client import connect as websocket_connect
 
@@ -44,10 +45,13 @@ def _recreate_database(name: str) -> None:
 
 @pytest.fixture
 def serve_environment(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A served product as new as a fresh install: an empty database and Redis database."""
     _recreate_database(SERVE_DATABASE)
+    redis_url = redis_url_with_db(settings.REDIS_URL, SERVE_REDIS_DB)
+    redis.Redis.from_url(redis_url).flushdb()
     yield process_environment(
         DATABASE_URL=database_url_named(settings.DATABASE_URL, SERVE_DATABASE),
-        REDIS_URL=redis_url_with_db(settings.REDIS_URL, SERVE_REDIS_DB),
+        REDIS_URL=redis_url,
         DJANGO_SETTINGS_MODULE="config.settings.base",
         ARBOR_PORT=str(_free_port()),
         ARBOR_VAR_DIR=str(tmp_path),

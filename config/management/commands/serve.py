@@ -15,6 +15,9 @@ from config.supervisor import (
     worker_command,
 )
 
+# What a shell reports for a command ended by Ctrl-C.
+INTERRUPTED_EXIT_CODE = 130
+
 
 class Command(BaseCommand):
     help = (
@@ -33,13 +36,17 @@ class Command(BaseCommand):
         if any(problems):
             raise StartupError("\n".join(problem for problem in problems if problem))
 
-        call_command("migrate", interactive=False, verbosity=0)
-        call_command("ensure_local_admin")
+        try:
+            call_command("migrate", interactive=False, verbosity=0)
+            call_command("ensure_local_admin")
+        except KeyboardInterrupt:
+            raise SystemExit(INTERRUPTED_EXIT_CODE) from None
 
         supervisor = Supervisor(
             environment=child_environment(database_url=settings.DATABASE_URL, redis_url=settings.REDIS_URL),
             say=self.stdout.write,
         )
+        supervisor.handle_stop_signals()
         supervisor.start("web", daphne_command(host, port))
         supervisor.start("worker", worker_command(settings.CELERY_WORKER_CONCURRENCY))
         if supervisor.wait_until_ready(f"http://{host}:{port}/livez"):
