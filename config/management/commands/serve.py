@@ -49,8 +49,11 @@ class Command(BaseCommand):
         supervisor.handle_stop_signals()
         supervisor.start("web", daphne_command(host, port))
         supervisor.start("worker", worker_command(settings.CELERY_WORKER_CONCURRENCY))
-        if supervisor.wait_until_ready(f"http://{host}:{port}/livez"):
+        # Ready means healthy: the web answers and a worker answers it (/healthz 200).
+        if supervisor.wait_until_ready(f"http://{host}:{port}/healthz"):
             self.stdout.write(self.style.SUCCESS(f"\nArbor is running at http://{host}:{port}/  (Ctrl-C stops it)\n"))
+        elif not supervisor.stopping and not supervisor.exited():
+            self.stdout.write(self.style.WARNING(f"Arbor is up at http://{host}:{port}/ but not healthy: see /healthz"))
         code = supervisor.run_until_signal()
         self.stdout.write("Stopped.")
         if code:
