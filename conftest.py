@@ -5,29 +5,31 @@ between tests) while Celery's own keys stay, so a running worker keeps its queue
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _services_reachable(django_db_blocker: Any) -> None:
-    """A wrong DATABASE_URL or REDIS_URL ends the run at once, in one line each."""
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A wrong DATABASE_URL or REDIS_URL ends the run before any test, one `error:` line each."""
+    import sys
+
     from django.conf import settings
+    from pytest_django.plugin import blocking_manager_key
 
     from config.preflight import require_services
-    from config.startup import StartupError
+    from config.startup import STARTUP_ERROR_EXIT_CODE, StartupError
 
     try:
-        with django_db_blocker.unblock():
+        with session.config.stash[blocking_manager_key].unblock():
             require_services(settings)
     except StartupError as error:
-        lines = "\n".join(f"error: {line}" for line in str(error).splitlines())
-        pytest.exit(lines, returncode=2)
+        for line in str(error).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        pytest.exit("the services above are unreachable", returncode=STARTUP_ERROR_EXIT_CODE)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _empty_redis_database(_services_reachable: None) -> None:
+def _empty_redis_database() -> None:
     from django_redis import get_redis_connection
 
     get_redis_connection("default").flushdb()

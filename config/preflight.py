@@ -18,8 +18,9 @@ CONNECT_TIMEOUT_SECONDS = 5
 
 
 def _first_line(error: BaseException) -> str:
+    """The line that says what failed (psycopg adds hints on the lines after it)."""
     text = str(error).strip().splitlines()
-    return text[-1].strip() if text else type(error).__name__
+    return text[0].strip() if text else type(error).__name__
 
 
 def database_problem(url: str) -> str | None:
