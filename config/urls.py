@@ -10,5 +10,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("livez", views.livez, name="livez"),
     path("accounts/", include("accounts.urls")),
+    path("api/providers/", include("providers.urls")),
     path("admin/", admin.site.urls),
 ]

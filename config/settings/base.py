@@ -192,6 +192,25 @@ LOGGING = {
     },
 }
 
+# --- Providers ---------------------------------------------------------------------------------
+# Fernet keys for API keys at rest, newest first; unset: one derived from SECRET_KEY.
+SECRET_ENCRYPTION_KEYS = env.list("SECRET_ENCRYPTION_KEYS", default=[])
+# Seconds to connect, to wait for the first token, and to wait between tokens.
+PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=10.0)
+PROVIDER_FIRST_TOKEN_TIMEOUT = env.float("PROVIDER_FIRST_TOKEN_TIMEOUT", default=60.0)
+PROVIDER_IDLE_TIMEOUT = env.float("PROVIDER_IDLE_TIMEOUT", default=30.0)
+# Retries of one provider before its first token (exponential backoff with jitter), then failover.
+PROVIDER_MAX_RETRIES = env.int("PROVIDER_MAX_RETRIES", default=2)
+PROVIDER_RETRY_BASE_DELAY = env.float("PROVIDER_RETRY_BASE_DELAY", default=0.5)
+# A provider's circuit opens after this many failures in a row, for this many seconds.
+PROVIDER_BREAKER_THRESHOLD = env.int("PROVIDER_BREAKER_THRESHOLD", default=5)
+PROVIDER_BREAKER_OPEN_SECONDS = env.float("PROVIDER_BREAKER_OPEN_SECONDS", default=30.0)
+# Let users' custom endpoints reach private and loopback addresses (self-hosters running
+# Ollama beside Arbor). Off: such URLs are refused when saved and when used.
+ALLOW_PRIVATE_PROVIDER_URLS = env.bool("ALLOW_PRIVATE_PROVIDER_URLS", default=False)
+# The offline demo model: "auto" offers it while no real provider has a key; "on" or "off".
+DEMO_MODEL = env.str("DEMO_MODEL", default="auto")
+
 # `make run` serves here, with a Celery worker of this many processes.
 ARBOR_HOST = env.str("ARBOR_HOST", default="127.0.0.1")
 ARBOR_PORT = env.int("ARBOR_PORT", default=8000)

@@ -1,0 +1,297 @@
+"""The HTTP machinery every fake vendor server shares, and the vendor-neutral script.
+
+A server runs in a background thread (so sync and async tests can both use it), answers each
+request with the next scripted behaviour (or its default reply), and records every request.
+Subclasses say how requests route and how events are written on their wire.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+
+# --- The script --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Say:
+    """Text the model writes."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Think:
+    """Reasoning the model writes (thinking blocks, thoughts, reasoning fields)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """A tool call; `arguments` (JSON text) is sent in `chunks` pieces."""
+
+    id: str
+    name: str
+    arguments: str
+    chunks: int = 2
+
+
+@dataclass(frozen=True)
+class Count:
+    """Token usage, reported where the vendor reports it."""
+
+    input: int
+    output: int
+    reasoning: int = 0
+
+
+@dataclass(frozen=True)
+class End:
+    """How the reply ends: stop, length, tool_calls or content_filter."""
+
+    reason: str = "stop"
+
+
+ScriptEvent = Say | Think | Call | Count | End
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A streamed answer. The faults apply at event positions (0 = before the first event)."""
+
+    events: tuple[ScriptEvent, ...]
+    delay: float = 0.0  # seconds between events
+    drop_after: int | None = None  # close the connection after this many events
+    stall_after: int | None = None  # send nothing more after this many events, keep the connection
+    malformed_at: int | None = None  # send a chunk that does not parse at this position
+
+
+@dataclass(frozen=True)
+class Fail:
+    """An HTTP error answer in the vendor's error format."""
+
+    status: int
+    message: str = "fake failure"
+    retry_after: float | None = None
+
+
+Behaviour = Reply | Fail
+
+
+def reply(*events: ScriptEvent, **faults: Any) -> Reply:
+    """`reply(Say("Hi"), Count(3, 1), End())`: a Reply, with End() added when missing."""
+    if not any(isinstance(event, End) for event in events):
+        events = (*events, End())
+    return Reply(events=tuple(events), **faults)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any  # parsed JSON, or None
+
+
+# --- The server --------------------------------------------------------------------------------
+class FakeVendorServer:
+    """Subclasses set `name` and implement `route`, `stream_chunks`, `malformed_chunk`,
+    `error_response` and `models_body`; `content_type` is the streaming body's type."""
+
+    name: ClassVar[str] = "fake"
+    content_type: ClassVar[str] = "text/event-stream"
+    default_reply: ClassVar[Reply] = Reply(events=(Say("Hello from the fake server."), Count(5, 6), End()))
+    models: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        self.behaviours: deque[Behaviour] = deque()
+        self.requests: list[RecordedRequest] = []
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # Scripting -----------------------------------------------------------------------------
+    def script(self, *behaviours: Behaviour) -> FakeVendorServer:
+        self.behaviours.extend(behaviours)
+        return self
+
+    def next_behaviour(self) -> Behaviour:
+        return self.behaviours.popleft() if self.behaviours else self.default_reply
+
+    # Vendor specifics ---------------------------------------------------------------------
+    def route(self, method: str, path: str) -> str | None:
+        """'stream', 'models', or None (404)."""
+        raise NotImplementedError
+
+    def stream_chunks(self, events: tuple[ScriptEvent, ...], request: RecordedRequest) -> list[bytes]:
+        """One wire chunk per script event (an event may need none: return b"" for it), then
+        any closing chunks after the last event."""
+        raise NotImplementedError
+
+    def malformed_chunk(self) -> bytes:
+        return b"data: {not json\n\n"
+
+    def error_response(self, fail: Fail) -> tuple[dict[str, str], bytes]:
+        raise NotImplementedError
+
+    def models_body(self) -> bytes:
+        raise NotImplementedError
+
+    # Lifecycle -----------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the server first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeVendorServer:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"{self.name}-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeVendorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # Serving -------------------------------------------------------------------------------
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        request = RecordedRequest(
+            method=handler.command, path=handler.path, headers=dict(handler.headers.items()), body=body
+        )
+        self.requests.append(request)
+        kind = self.route(handler.command, handler.path.split("?", 1)[0])
+        if kind is None:
+            self._send(handler, 404, {"Content-Type": "application/json"}, b'{"error": "not found"}')
+            return
+        if kind == "models":
+            self._send(handler, 200, {"Content-Type": "application/json"}, self.models_body())
+            return
+        behaviour = self.next_behaviour()
+        if isinstance(behaviour, Fail):
+            headers, payload = self.error_response(behaviour)
+            if behaviour.retry_after is not None:
+                headers["Retry-After"] = str(behaviour.retry_after)
+            self._send(handler, behaviour.status, headers, payload)
+            return
+        self._stream(handler, behaviour, request)
+
+    def _send(self, handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:
+        handler.send_response(status)
+        for key, value in {**headers, "Content-Length": str(len(body))}.items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def _stream(self, handler: BaseHTTPRequestHandler, reply: Reply, request: RecordedRequest) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", self.content_type)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.send_header("Cache-Control", "no-cache")
+        handler.end_headers()
+        for position, chunk in enumerate(self._with_faults(reply, request)):
+            if chunk is _DROP:
+                _drop(handler)
+                return
+            if chunk is _STALL:
+                self._stopping.wait(timeout=120)
+                _drop(handler)
+                return
+            if position and reply.delay:
+                time.sleep(reply.delay)
+            if chunk:
+                _write_chunk(handler, chunk)
+        handler.wfile.write(b"0\r\n\r\n")
+        handler.wfile.flush()
+
+    def _with_faults(self, reply: Reply, request: RecordedRequest) -> Iterator[bytes | object]:
+        chunks = self.stream_chunks(reply.events, request)
+        for position, chunk in enumerate(chunks):
+            if reply.malformed_at == position:
+                yield self.malformed_chunk()
+            if reply.drop_after == position:
+                yield _DROP
+            if reply.stall_after == position:
+                yield _STALL
+            yield chunk
+        if reply.drop_after is not None and reply.drop_after >= len(chunks):
+            yield _DROP
+
+
+_DROP = object()
+_STALL = object()
+
+
+def _write_chunk(handler: BaseHTTPRequestHandler, chunk: bytes) -> None:
+    handler.wfile.write(f"{len(chunk):X}\r\n".encode() + chunk + b"\r\n")
+    handler.wfile.flush()
+
+
+def _drop(handler: BaseHTTPRequestHandler) -> None:
+    """Close the connection mid-body, as a crashed or cut-off server would."""
+    handler.wfile.flush()
+    handler.connection.shutdown(socket.SHUT_RDWR)
+    handler.close_connection = True
+
+
+def _handler_for(server: FakeVendorServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            server._serve(self)
+
+        def do_POST(self) -> None:
+            server._serve(self)
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read their own output
+            pass
+
+    return Handler
+
+
+def sse(payload: Any, event: str | None = None) -> bytes:
+    """One server-sent event with a JSON payload."""
+    prefix = f"event: {event}\n" if event else ""
+    return f"{prefix}data: {json.dumps(payload)}\n\n".encode()
+
+
+__all__ = [
+    "Behaviour",
+    "Call",
+    "Count",
+    "End",
+    "Fail",
+    "FakeVendorServer",
+    "RecordedRequest",
+    "Reply",
+    "Say",
+    "ScriptEvent",
+    "Think",
+    "reply",
+    "sse",
+]
