@@ -210,6 +210,8 @@ PROVIDER_BREAKER_OPEN_SECONDS = env.float("PROVIDER_BREAKER_OPEN_SECONDS", defau
 ALLOW_PRIVATE_PROVIDER_URLS = env.bool("ALLOW_PRIVATE_PROVIDER_URLS", default=False)
 # The offline demo model: "auto" offers it while no real provider has a key; "on" or "off".
 DEMO_MODEL = env.str("DEMO_MODEL", default="auto")
+# Seconds between the demo model's words (a realistic pace; tests use 0).
+DEMO_TOKEN_DELAY = env.float("DEMO_TOKEN_DELAY", default=0.03)
 
 # `make run` serves here, with a Celery worker of this many processes.
 ARBOR_HOST = env.str("ARBOR_HOST", default="127.0.0.1")

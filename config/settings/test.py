@@ -15,3 +15,5 @@ TEST_REDIS_DB = 15
 DEBUG = False
 globals().update(redis_backed_settings(redis_url_with_db(REDIS_URL, TEST_REDIS_DB)))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+DEMO_TOKEN_DELAY = 0.0
+PROVIDER_RETRY_BASE_DELAY = 0.01

@@ -21,8 +21,9 @@ INTERRUPTED_EXIT_CODE = 130
 
 class Command(BaseCommand):
     help = (
-        "Run the whole product locally: migrate, make a local admin if none, then daphne (HTTP and\n"
-        "WebSocket) and a Celery worker until Ctrl-C. This is what `make run` does.\n"
+        "Run the whole product locally: migrate, load the default catalog, make a local admin if\n"
+        "none, then daphne (HTTP and WebSocket) and a Celery worker until Ctrl-C. This is what\n"
+        "`make run` does.\n"
         "Example: ARBOR_PORT=8080 python manage.py serve"
     )
 
@@ -38,6 +39,7 @@ class Command(BaseCommand):
 
         try:
             call_command("migrate", interactive=False, verbosity=0)
+            call_command("seed_catalog", verbosity=0)
             call_command("ensure_local_admin")
         except KeyboardInterrupt:
             raise SystemExit(INTERRUPTED_EXIT_CODE) from None

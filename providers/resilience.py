@@ -1,0 +1,123 @@
+"""Calling a route: retries before the first token, failover by priority, a breaker per provider.
+
+Before the first event, a retryable error is retried on the same provider with exponential
+backoff and jitter (honouring Retry-After), then the next provider by priority is tried. After
+the first event nothing is retried: the error reaches the caller, which keeps the partial output.
+Errors about the request itself (bad request, context too long, content filtered) would fail on
+every provider alike, so they are raised at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from providers.adapters import adapter_for
+from providers.breaker import BreakerPolicy, breaker_allows, breaker_record_failure, breaker_record_success
+from providers.contract import ChatRequest, ErrorCode, Event, ProviderError
+from providers.routing import Candidate, Route
+
+# Errors that say nothing about the other providers: try the next one.
+FAILOVER_CODES = {
+    ErrorCode.RATE_LIMITED,
+    ErrorCode.PROVIDER_UNAVAILABLE,
+    ErrorCode.TIMEOUT,
+    ErrorCode.AUTHENTICATION,
+    ErrorCode.PERMISSION,
+    ErrorCode.MODEL_NOT_FOUND,
+}
+# Errors that count against a provider's health (not the key's or the request's fault).
+BREAKER_CODES = {ErrorCode.PROVIDER_UNAVAILABLE, ErrorCode.TIMEOUT}
+MAX_BACKOFF_SECONDS = 8.0
+# A Retry-After longer than this is not waited for: the next provider is tried instead.
+MAX_RETRY_AFTER_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int
+    base_delay: float
+
+    @classmethod
+    def from_settings(cls) -> RetryPolicy:
+        return cls(max_retries=settings.PROVIDER_MAX_RETRIES, base_delay=settings.PROVIDER_RETRY_BASE_DELAY)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float | None:
+        """Seconds to wait before retry `attempt` (0-based), or None: do not retry here."""
+        if retry_after is not None:
+            return retry_after if retry_after <= MAX_RETRY_AFTER_SECONDS else None
+        backoff = min(MAX_BACKOFF_SECONDS, self.base_delay * 2**attempt)
+        return backoff * random.uniform(0.5, 1.5)  # jitter, not security
+
+
+class RoutedStream:
+    """The events of one generation from the first provider that answers.
+
+    `served_by` names that provider once the first event arrived; `attempts` lists
+    (provider, error code) of every failed try, for logs and usage records."""
+
+    def __init__(
+        self,
+        route: Route,
+        request: ChatRequest,
+        *,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        sleep: Callable[[float], object] = asyncio.sleep,
+    ) -> None:
+        self.route = route
+        self.request = request
+        self.retry = retry or RetryPolicy.from_settings()
+        self.breaker = breaker or BreakerPolicy.from_settings()
+        self.served_by: Candidate | None = None
+        self.attempts: list[tuple[str, ErrorCode]] = []
+        self._sleep = sleep
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Event]:
+        last_error = ProviderError(ErrorCode.PROVIDER_UNAVAILABLE)
+        for candidate in self.route.candidates:
+            if not breaker_allows(candidate.provider, self.breaker):
+                self.attempts.append((candidate.provider, ErrorCode.PROVIDER_UNAVAILABLE))
+                continue
+            try:
+                async for event in self._from(candidate):
+                    yield event
+                return
+            except ProviderError as error:
+                if self.served_by is not None or error.code not in FAILOVER_CODES:
+                    raise
+                last_error = error
+        raise last_error
+
+    async def _from(self, candidate: Candidate) -> AsyncIterator[Event]:
+        request = dataclasses.replace(self.request, model=candidate.provider_model_id)
+        attempt = 0
+        while True:
+            adapter = adapter_for(candidate.protocol, candidate.endpoint)
+            try:
+                async for event in adapter.stream(request):
+                    if self.served_by is None:
+                        self.served_by = candidate
+                    yield event
+            except ProviderError as error:
+                self.attempts.append((candidate.provider, error.code))
+                if error.code in BREAKER_CODES:
+                    breaker_record_failure(candidate.provider, self.breaker)
+                if self.served_by is not None or not error.retryable or attempt >= self.retry.max_retries:
+                    raise
+                wait = self.retry.delay(attempt, error.retry_after)
+                if wait is None:
+                    raise
+                attempt += 1
+                await self._sleep(wait)
+                continue
+            breaker_record_success(candidate.provider)
+            return

@@ -1,0 +1,196 @@
+"""From a model id to everything needed to call it: `route_for(user=…, model_id=…)`.
+
+A platform model ("creator:model") is served by its enabled providers in priority order, each
+with the platform's key; a BYOK model ("byok:slug") by the user's own key or endpoint. The
+route is refused, with a clear code, when the model is unknown (or another user's BYOK model:
+the two answer alike, so ids cannot be probed), disabled, outside the user's tier, or has no
+provider with credentials.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from django.conf import settings
+
+from accounts.models import User
+from providers.contract import Endpoint, Timeouts
+from providers.models import Model, ModelProvider, Provider, UserByokModel, UserProviderKey, WireProtocol
+from providers.secrets import decrypt_secret
+
+BYOK_PREFIX = "byok:"
+
+
+class RouteErrorCode(StrEnum):
+    UNKNOWN_MODEL = "unknown_model"
+    MODEL_DISABLED = "model_disabled"
+    NOT_IN_TIER = "not_in_tier"
+    NO_CREDENTIALS = "no_credentials"
+
+
+ROUTE_MESSAGES = {
+    RouteErrorCode.UNKNOWN_MODEL: "There is no model {model_id!r}.",
+    RouteErrorCode.MODEL_DISABLED: "The model {model_id!r} is switched off.",
+    RouteErrorCode.NOT_IN_TIER: "Your plan does not include {model_id!r}.",
+    RouteErrorCode.NO_CREDENTIALS: "No provider of {model_id!r} is set up with a key.",
+}
+
+
+class RouteError(Exception):
+    def __init__(self, code: RouteErrorCode, model_id: str) -> None:
+        self.code = code
+        self.message = ROUTE_MESSAGES[code].format(model_id=model_id[:100])
+        super().__init__(self.message)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    provider: str  # slug, for the breaker and attribution
+    protocol: str
+    provider_model_id: str
+    endpoint: Endpoint
+
+
+@dataclass(frozen=True)
+class Route:
+    model_id: str
+    display_name: str
+    supports_tools: bool
+    supports_reasoning: bool
+    input_modalities: tuple[str, ...]
+    max_output_tokens: int
+    input_price_per_mtok: Decimal
+    output_price_per_mtok: Decimal
+    byok: bool
+    candidates: tuple[Candidate, ...]
+
+
+def provider_timeouts() -> Timeouts:
+    return Timeouts(
+        connect=settings.PROVIDER_CONNECT_TIMEOUT,
+        first_token=settings.PROVIDER_FIRST_TOKEN_TIMEOUT,
+        idle=settings.PROVIDER_IDLE_TIMEOUT,
+    )
+
+
+def platform_api_key(provider: Provider) -> str | None:
+    """The operator's key for a provider ("" for one that needs none), or None when the
+    provider is not set up."""
+    if provider.protocol == WireProtocol.DEMO:
+        return ""
+    key = decrypt_secret(provider.api_key_encrypted) if provider.api_key_encrypted else ""
+    if not key and provider.api_key_env:
+        key = os.environ.get(provider.api_key_env, "")
+    if key:
+        return key
+    # A keyless server (Ollama) counts as set up once it has somewhere to call.
+    if not provider.requires_key and provider.effective_base_url():
+        return ""
+    return None
+
+
+def platform_endpoint(provider: Provider) -> Endpoint | None:
+    key = platform_api_key(provider)
+    if key is None:
+        return None
+    return Endpoint(
+        base_url=provider.effective_base_url(), api_key=key, timeouts=provider_timeouts(), provider=provider.slug
+    )
+
+
+def demo_offered() -> bool:
+    """The demo model: always, never, or ("auto") while no real provider has a key."""
+    mode = settings.DEMO_MODEL.lower()
+    if mode in {"on", "true", "1"}:
+        return True
+    if mode in {"off", "false", "0"}:
+        return False
+    real = Provider.objects.filter(enabled=True).exclude(protocol=WireProtocol.DEMO)
+    return not any(platform_api_key(provider) and provider.requires_key for provider in real)
+
+
+def tier_allows(user: User, model: Model) -> bool:
+    return model.tier_access.filter(tier_id=user.tier_id).exists()
+
+
+def route_for(*, user: User, model_id: str) -> Route:
+    if model_id.startswith(BYOK_PREFIX):
+        return _byok_route(user, model_id)
+    model = Model.objects.filter(model_id=model_id).first()
+    if model is None:
+        raise RouteError(RouteErrorCode.UNKNOWN_MODEL, model_id)
+    if not model.enabled:
+        raise RouteError(RouteErrorCode.MODEL_DISABLED, model_id)
+    is_demo = model.routes.filter(provider__protocol=WireProtocol.DEMO).exists()
+    if is_demo and not demo_offered():
+        raise RouteError(RouteErrorCode.MODEL_DISABLED, model_id)
+    if not is_demo and not tier_allows(user, model):
+        raise RouteError(RouteErrorCode.NOT_IN_TIER, model_id)
+    routes = ModelProvider.objects.filter(model=model, enabled=True, provider__enabled=True).select_related("provider")
+    candidates = []
+    for route in routes.order_by("priority", "id"):
+        endpoint = platform_endpoint(route.provider)
+        if endpoint is not None:
+            candidates.append(
+                Candidate(route.provider.slug, route.provider.protocol, route.provider_model_id, endpoint)
+            )
+    if not candidates:
+        raise RouteError(RouteErrorCode.NO_CREDENTIALS, model_id)
+    return _route(model, model_id=model.model_id, byok=False, candidates=candidates)
+
+
+def _byok_route(user: User, model_id: str) -> Route:
+    byok = (
+        UserByokModel.objects.filter(user=user, slug=model_id.removeprefix(BYOK_PREFIX))
+        .select_related("provider", "custom_provider")
+        .first()
+    )
+    if byok is None:
+        raise RouteError(RouteErrorCode.UNKNOWN_MODEL, model_id)
+    if byok.custom_provider is not None:
+        from providers.urlsafety import guarded_http_client
+
+        custom = byok.custom_provider
+        endpoint = Endpoint(
+            base_url=custom.base_url,
+            api_key=decrypt_secret(custom.api_key_encrypted),
+            timeouts=provider_timeouts(),
+            # Each connection re-checks where the user's URL now resolves (DNS rebinding).
+            http_client=guarded_http_client(
+                allow_private=settings.ALLOW_PRIVATE_PROVIDER_URLS, timeouts=provider_timeouts()
+            ),
+            provider=f"custom-{custom.pk}",
+        )
+        candidate = Candidate(endpoint.provider, WireProtocol.OPENAI, byok.provider_model_id, endpoint)
+    else:
+        provider = byok.provider
+        assert provider is not None  # a check constraint: exactly one of the two
+        key = UserProviderKey.objects.filter(user=user, provider=provider).first()
+        if key is None or not provider.enabled:
+            raise RouteError(RouteErrorCode.NO_CREDENTIALS, model_id)
+        endpoint = Endpoint(
+            base_url=provider.effective_base_url(),
+            api_key=decrypt_secret(key.api_key_encrypted),
+            timeouts=provider_timeouts(),
+            provider=provider.slug,
+        )
+        candidate = Candidate(provider.slug, provider.protocol, byok.provider_model_id, endpoint)
+    return _route(byok, model_id=byok.model_id, byok=True, candidates=[candidate])
+
+
+def _route(model: Model | UserByokModel, *, model_id: str, byok: bool, candidates: list[Candidate]) -> Route:
+    return Route(
+        model_id=model_id,
+        display_name=model.display_name,
+        supports_tools=model.supports_tools,
+        supports_reasoning=model.supports_reasoning,
+        input_modalities=tuple(model.input_modalities),
+        max_output_tokens=model.max_output_tokens,
+        input_price_per_mtok=getattr(model, "input_price_per_mtok", Decimal(0)),
+        output_price_per_mtok=getattr(model, "output_price_per_mtok", Decimal(0)),
+        byok=byok,
+        candidates=tuple(candidates),
+    )
