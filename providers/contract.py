@@ -68,7 +68,7 @@ class ChatRequest:
     messages: tuple[ChatMessage, ...]
     system: str = ""
     tools: tuple[ToolSpec, ...] = ()
-    temperature: float | None = None
+    temperature: float | None = None  # a hint: adapters drop it where the vendor refuses it
     max_tokens: int | None = None
 
 
@@ -103,6 +103,9 @@ class ToolCallEnd:
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens of one generation. `output_tokens` counts everything generated, reasoning
+    included; `reasoning_tokens` says how many of those were reasoning (never added twice)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0

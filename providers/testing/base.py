@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -152,9 +153,11 @@ class FakeVendorServer:
         return f"http://{host}:{port}"
 
     def start(self) -> FakeVendorServer:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"{self.name}-server", daemon=True)
+        self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
+        # A short poll interval: stop() waits up to one interval for the serving loop to notice.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name=f"{self.name}-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -188,9 +191,10 @@ class FakeVendorServer:
         if kind is None:
             self._send(handler, 404, {"Content-Type": "application/json"}, b'{"error": "not found"}')
             return
-        if kind == "models":
+        if kind == "models" and not (self.behaviours and isinstance(self.behaviours[0], Fail)):
             self._send(handler, 200, {"Content-Type": "application/json"}, self.models_body())
             return
+        # A scripted failure answers whatever comes next (a rejected key fails a listing too).
         behaviour = self.next_behaviour()
         if isinstance(behaviour, Fail):
             headers, payload = self.error_response(behaviour)
@@ -256,6 +260,16 @@ def _drop(handler: BaseHTTPRequestHandler) -> None:
     handler.wfile.flush()
     handler.connection.shutdown(socket.SHUT_RDWR)
     handler.close_connection = True
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client hanging up mid-stream (after a timeout or a malformed chunk) is expected."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _handler_for(server: FakeVendorServer) -> type[BaseHTTPRequestHandler]:

@@ -1,0 +1,329 @@
+"""The Anthropic Messages protocol, through the official SDK (`anthropic.AsyncAnthropic`).
+
+Requests: the system prompt goes in `system`; turns must alternate user/assistant, so `tool`
+turns become user turns of `tool_result` blocks and consecutive same-role turns are merged.
+Anthropic requires `max_tokens`, so a request without one gets `DEFAULT_MAX_TOKENS`. The
+request's `temperature` is not sent: API version 2026-10-21 (what this SDK speaks) refuses
+temperature/top_p/top_k with a 400 even at their defaults, and the SDK no longer takes them.
+
+Stream: raw SSE events (`messages.create(stream=True)`) are translated one by one; tool calls
+are numbered by their order among tool calls (not by content block index), and one `Usage`
+then one `Finish` are yielded at `message_stop`. A stream that ends before `message_stop` was
+cut off and raises PROVIDER_UNAVAILABLE. The SDK never retries (`max_retries=0`): retries and
+failover happen above the adapter, where the route is known.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import anthropic
+import httpx2
+
+from providers.adapters.base import Adapter
+from providers.contract import (
+    ChatMessage,
+    ChatRequest,
+    ErrorCode,
+    Event,
+    Finish,
+    FinishReason,
+    ImagePart,
+    Part,
+    ProviderError,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    ToolSpec,
+    Usage,
+)
+
+DEFAULT_MAX_TOKENS = 4096
+
+FINISH_REASONS = {
+    "end_turn": FinishReason.STOP,
+    "stop_sequence": FinishReason.STOP,
+    "max_tokens": FinishReason.LENGTH,
+    "model_context_window_exceeded": FinishReason.LENGTH,
+    "tool_use": FinishReason.TOOL_CALLS,
+    "refusal": FinishReason.CONTENT_FILTER,
+}
+
+STATUS_CODES = {
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.AUTHENTICATION,
+    403: ErrorCode.PERMISSION,
+    404: ErrorCode.MODEL_NOT_FOUND,
+    408: ErrorCode.TIMEOUT,
+    413: ErrorCode.CONTEXT_TOO_LONG,  # request_too_large: the whole request (images included) is over 32 MB
+    429: ErrorCode.RATE_LIMITED,
+}
+
+# `error.type` of an `event: error` mid-stream (the HTTP status was already 200).
+ERROR_TYPES = {
+    "invalid_request_error": ErrorCode.BAD_REQUEST,
+    "authentication_error": ErrorCode.AUTHENTICATION,
+    "permission_error": ErrorCode.PERMISSION,
+    "not_found_error": ErrorCode.MODEL_NOT_FOUND,
+    "request_too_large": ErrorCode.CONTEXT_TOO_LONG,
+    "rate_limit_error": ErrorCode.RATE_LIMITED,
+    "timeout_error": ErrorCode.TIMEOUT,
+}
+
+TOO_LONG_PHRASES = ("prompt is too long", "exceed context limit", "context window")
+
+
+class AnthropicAdapter(Adapter):
+    protocol = "anthropic"
+
+    async def _stream(self, request: ChatRequest) -> AsyncIterator[Event]:
+        params = request_params(request)
+        translation = _Translation()
+        async with self._client() as client:
+            try:
+                stream = await client.messages.create(**params, stream=True)
+                async with stream:
+                    async for raw in stream:
+                        for event in translation.read(raw):
+                            yield event
+            except (anthropic.AnthropicError, httpx2.HTTPError, httpx2.StreamError, ValueError) as error:
+                raise provider_error(error, provider=self.endpoint.provider) from None
+        if not translation.stopped:  # the body ended cleanly but before message_stop: a cut-off reply
+            raise ProviderError(ErrorCode.PROVIDER_UNAVAILABLE, provider=self.endpoint.provider)
+
+    async def list_models(self) -> list[str]:
+        async with self._client() as client:
+            try:
+                return [model.id async for model in client.models.list(limit=1000)]
+            except (anthropic.AnthropicError, httpx2.HTTPError, ValueError) as error:
+                raise provider_error(error, provider=self.endpoint.provider) from None
+
+    @contextlib.asynccontextmanager
+    async def _client(self) -> AsyncIterator[anthropic.AsyncAnthropic]:
+        """A client for one call, closed after it unless the HTTP client is the caller's."""
+        endpoint = self.endpoint
+        timeouts = endpoint.timeouts
+        # The base's first-token and idle timers are the real limits; the read timeout only
+        # backs them up, so it must not fire first.
+        read = max(timeouts.first_token, timeouts.idle) + timeouts.connect
+        client = anthropic.AsyncAnthropic(
+            # Always explicit (even ""): a missing key would make the SDK read the server's own
+            # ANTHROPIC_API_KEY and send it to whatever base_url this endpoint names.
+            api_key=endpoint.api_key,
+            base_url=endpoint.base_url or None,
+            http_client=endpoint.http_client,
+            max_retries=0,
+            timeout=httpx2.Timeout(connect=timeouts.connect, read=read, write=read, pool=timeouts.connect),
+            default_headers=_key_headers(endpoint.api_key),
+        )
+        try:
+            yield client
+        finally:
+            if endpoint.http_client is None:
+                await client.close()
+
+
+def _key_headers(api_key: str) -> dict[str, Any]:
+    """SDK 2.x sends the key only as `Authorization: Bearer`; the API reads either header (and
+    prefers `x-api-key`), but many Anthropic-compatible proxies read only `x-api-key`, so both go.
+    No key (a keyless local proxy) sends neither rather than an empty credential."""
+    if not api_key:
+        return {"X-Api-Key": anthropic.omit, "Authorization": anthropic.omit}
+    return {"X-Api-Key": api_key}
+
+
+# --- Requests ------------------------------------------------------------------------------
+def request_params(request: ChatRequest) -> dict[str, Any]:
+    """The keyword arguments of `messages.create` for a contract request."""
+    params: dict[str, Any] = {
+        "model": request.model,
+        "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+        "messages": anthropic_messages(request.messages),
+    }
+    if request.system:
+        params["system"] = request.system
+    if request.tools:
+        params["tools"] = [_tool(tool) for tool in request.tools]
+    return params
+
+
+def anthropic_messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
+    """Alternating turns: a `tool` turn is a user turn of tool_result blocks, and consecutive
+    turns of one role are merged (tool results first in a user turn, as the API requires)."""
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = _blocks(message)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    for turn in turns:
+        turn["content"].sort(key=lambda block: block["type"] != "tool_result")  # stable: order kept otherwise
+    return turns
+
+
+def _blocks(message: ChatMessage) -> list[dict[str, Any]]:
+    content = [block for part in message.parts if (block := _part(part)) is not None]
+    if message.role == "tool":
+        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id or ""}
+        if content:
+            result["content"] = content
+        return [result]
+    if message.role == "assistant":
+        content += [
+            {"type": "tool_use", "id": call.id, "name": call.name, "input": _tool_input(call.arguments)}
+            for call in message.tool_calls
+        ]
+    return content
+
+
+def _part(part: Part) -> dict[str, Any] | None:
+    if isinstance(part, ImagePart):
+        source = {"type": "base64", "media_type": part.media_type, "data": part.data_base64}
+        return {"type": "image", "source": source}
+    # The API refuses empty text blocks.
+    return {"type": "text", "text": part.text} if part.text.strip() else None
+
+
+def _tool_input(arguments: str) -> dict[str, Any]:
+    """The stored arguments as an object; what does not parse to one is sent as {}."""
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _tool(tool: ToolSpec) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": tool.name,
+        "input_schema": tool.parameters or {"type": "object", "properties": {}},
+    }
+    if tool.description:
+        spec["description"] = tool.description
+    return spec
+
+
+# --- Stream --------------------------------------------------------------------------------
+class _Translation:
+    """Anthropic stream events → contract events, keeping what spans events (usage, tool numbers)."""
+
+    def __init__(self) -> None:
+        self.tool_calls: dict[int, int] = {}  # content block index → tool call ordinal
+        self.usage = Usage()
+        self.finish = FinishReason.OTHER
+        self.stopped = False
+
+    def read(self, event: Any) -> list[Event]:
+        kind = getattr(event, "type", None)
+        if kind == "message_start":
+            usage = event.message.usage
+            self.usage = Usage(input_tokens=_input_tokens(usage), output_tokens=usage.output_tokens or 0)
+        elif kind == "content_block_start":
+            return self._block_start(event.index, event.content_block)
+        elif kind == "content_block_delta":
+            return self._delta(event.index, event.delta)
+        elif kind == "content_block_stop" and event.index in self.tool_calls:
+            return [ToolCallEnd(index=self.tool_calls[event.index])]
+        elif kind == "message_delta":
+            self._message_delta(event)
+        elif kind == "message_stop":
+            self.stopped = True
+            return [self.usage, Finish(reason=self.finish)]
+        return []
+
+    def _block_start(self, index: int, block: Any) -> list[Event]:
+        if block.type == "tool_use":  # server tools (server_tool_use) run at Anthropic: not ours to call
+            ordinal = len(self.tool_calls)
+            self.tool_calls[index] = ordinal
+            return [ToolCallStart(index=ordinal, id=block.id, name=block.name)]
+        if block.type == "text" and block.text:
+            return [TextDelta(text=block.text)]
+        if block.type == "thinking" and block.thinking:
+            return [ReasoningDelta(text=block.thinking)]
+        return []
+
+    def _delta(self, index: int, delta: Any) -> list[Event]:
+        if delta.type == "text_delta" and delta.text:
+            return [TextDelta(text=delta.text)]
+        if delta.type == "thinking_delta" and delta.thinking:
+            return [ReasoningDelta(text=delta.thinking)]
+        if delta.type == "input_json_delta" and delta.partial_json and index in self.tool_calls:
+            return [ToolCallDelta(index=self.tool_calls[index], arguments=delta.partial_json)]
+        return []  # signature_delta, citations_delta: nothing the contract carries
+
+    def _message_delta(self, event: Any) -> None:
+        if event.delta.stop_reason is not None:
+            self.finish = FINISH_REASONS.get(event.delta.stop_reason, FinishReason.OTHER)
+        usage = event.usage
+        details = getattr(usage, "output_tokens_details", None)
+        self.usage = Usage(
+            # message_delta's counts are cumulative; its input count, when sent, is the newer one.
+            input_tokens=_input_tokens(usage) if usage.input_tokens is not None else self.usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            reasoning_tokens=getattr(details, "thinking_tokens", 0) or self.usage.reasoning_tokens,
+        )
+
+
+def _input_tokens(usage: Any) -> int:
+    """All input tokens: the uncached ones plus those written to and read from the prompt cache."""
+    return sum(
+        getattr(usage, name, 0) or 0
+        for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
+
+
+# --- Errors --------------------------------------------------------------------------------
+def provider_error(error: Exception, *, provider: str) -> ProviderError:
+    """An SDK, transport or parsing error as a ProviderError with the user-safe default message
+    (an SDK message may quote the request or the vendor's payload)."""
+    retry_after = None
+    if isinstance(error, anthropic.APITimeoutError | httpx2.TimeoutException):
+        code = ErrorCode.TIMEOUT
+    elif isinstance(error, anthropic.APIStatusError):
+        code = _status_error_code(error)
+        if code is ErrorCode.RATE_LIMITED:
+            retry_after = retry_after_seconds(error.response.headers.get("retry-after"))
+    else:  # connection refused or dropped, a chunk that does not parse, an unexpected payload
+        code = ErrorCode.PROVIDER_UNAVAILABLE
+    return ProviderError(code, retry_after=retry_after, provider=provider)
+
+
+def _status_error_code(error: anthropic.APIStatusError) -> ErrorCode:
+    status = error.status_code
+    if status < 400:  # an `event: error` in a 200 stream: only its type tells (overloaded_error, api_error…)
+        return ERROR_TYPES.get(str(error.type), ErrorCode.PROVIDER_UNAVAILABLE)
+    if status >= 500:  # 500 api_error, 529 overloaded_error, gateways
+        return ErrorCode.PROVIDER_UNAVAILABLE
+    code = STATUS_CODES.get(status, ErrorCode.BAD_REQUEST)
+    message = (error.api_message or error.message or "").lower()
+    if code is ErrorCode.BAD_REQUEST and any(phrase in message for phrase in TOO_LONG_PHRASES):
+        return ErrorCode.CONTEXT_TOO_LONG
+    return code
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """`Retry-After` as seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
