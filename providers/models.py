@@ -50,7 +50,8 @@ class Provider(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=100)
     protocol = models.CharField(max_length=20, choices=WireProtocol.choices)
-    base_url = models.URLField(blank=True, help_text="Empty: the vendor's default endpoint.")
+    # Not URLField: its validator refuses single-label hosts such as http://ollama:11434/v1.
+    base_url = models.CharField(max_length=500, blank=True, help_text="Empty: the vendor's default endpoint.")
     base_url_env = models.CharField(
         max_length=100, blank=True, help_text="An environment variable whose value, when set, overrides the base URL."
     )
@@ -157,7 +158,8 @@ class UserCustomProvider(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="custom_providers")
     name = models.CharField(max_length=100)
-    base_url = models.URLField(max_length=500)
+    # Checked by providers.urlsafety, not URLField: a self-hoster's http://ollama:11434 is valid.
+    base_url = models.CharField(max_length=500)
     api_key_encrypted = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

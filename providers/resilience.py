@@ -82,6 +82,15 @@ class RoutedStream:
         return self._events()
 
     async def _events(self) -> AsyncIterator[Event]:
+        try:
+            async for event in self._first_answering():
+                yield event
+        finally:
+            for candidate in self.route.candidates:
+                if candidate.endpoint.http_client is not None:
+                    await candidate.endpoint.http_client.aclose()
+
+    async def _first_answering(self) -> AsyncIterator[Event]:
         last_error = ProviderError(ErrorCode.PROVIDER_UNAVAILABLE)
         for candidate in self.route.candidates:
             if not breaker_allows(candidate.provider, self.breaker):

@@ -29,6 +29,7 @@ class RouteErrorCode(StrEnum):
     MODEL_DISABLED = "model_disabled"
     NOT_IN_TIER = "not_in_tier"
     NO_CREDENTIALS = "no_credentials"
+    ENDPOINT_REFUSED = "endpoint_refused"
 
 
 ROUTE_MESSAGES = {
@@ -36,6 +37,7 @@ ROUTE_MESSAGES = {
     RouteErrorCode.MODEL_DISABLED: "The model {model_id!r} is switched off.",
     RouteErrorCode.NOT_IN_TIER: "Your plan does not include {model_id!r}.",
     RouteErrorCode.NO_CREDENTIALS: "No provider of {model_id!r} is set up with a key.",
+    RouteErrorCode.ENDPOINT_REFUSED: "The endpoint of {model_id!r} points at an address Arbor may not call.",
 }
 
 
@@ -56,6 +58,9 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Route:
+    """Built for one generation: a candidate's `endpoint.http_client` (the SSRF-guarded client
+    of a user's endpoint) belongs to the route, and is closed when its stream ends."""
+
     model_id: str
     display_name: str
     supports_tools: bool
@@ -151,19 +156,13 @@ def _byok_route(user: User, model_id: str) -> Route:
     if byok is None:
         raise RouteError(RouteErrorCode.UNKNOWN_MODEL, model_id)
     if byok.custom_provider is not None:
-        from providers.urlsafety import guarded_http_client
+        from providers.byok import ByokInvalid, custom_provider_endpoint
 
-        custom = byok.custom_provider
-        endpoint = Endpoint(
-            base_url=custom.base_url,
-            api_key=decrypt_secret(custom.api_key_encrypted),
-            timeouts=provider_timeouts(),
-            # Each connection re-checks where the user's URL now resolves (DNS rebinding).
-            http_client=guarded_http_client(
-                allow_private=settings.ALLOW_PRIVATE_PROVIDER_URLS, timeouts=provider_timeouts()
-            ),
-            provider=f"custom-{custom.pk}",
-        )
+        try:
+            # The URL is checked again now, and every connection re-checks where it resolves.
+            endpoint = custom_provider_endpoint(custom_provider=byok.custom_provider)
+        except ByokInvalid:
+            raise RouteError(RouteErrorCode.ENDPOINT_REFUSED, model_id) from None
         candidate = Candidate(endpoint.provider, WireProtocol.OPENAI, byok.provider_model_id, endpoint)
     else:
         provider = byok.provider

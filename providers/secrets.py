@@ -3,7 +3,8 @@
 Keys come from SECRET_ENCRYPTION_KEYS (comma-separated Fernet keys, newest first): the newest
 encrypts, all of them decrypt, and `manage.py rotate_secrets` re-encrypts everything under the
 newest. Unset, one key is derived from SECRET_KEY (fine for development; set real keys in
-production so that rotating SECRET_KEY does not make stored keys unreadable).
+production so that rotating SECRET_KEY does not make stored keys unreadable). The derived key
+always decrypts too, so setting explicit keys later loses nothing: run rotate_secrets then.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ class SecretUnreadable(Exception):
 
 @lru_cache(maxsize=4)
 def _fernet(keys: tuple[str, ...], secret_key: str) -> MultiFernet:
-    if not keys:
-        derived = base64.urlsafe_b64encode(hashlib.sha256(f"arbor-secrets:{secret_key}".encode()).digest())
-        keys = (derived.decode(),)
-    return MultiFernet([Fernet(key.encode()) for key in keys])
+    derived = base64.urlsafe_b64encode(hashlib.sha256(f"arbor-secrets:{secret_key}".encode()).digest()).decode()
+    # The key derived from SECRET_KEY always decrypts (last), so moving from it to explicit keys
+    # keeps stored secrets readable until `rotate_secrets` re-encrypts them under the newest.
+    return MultiFernet([Fernet(key.encode()) for key in (*keys, derived)])
 
 
 def _cipher() -> MultiFernet:

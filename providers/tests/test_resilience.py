@@ -193,3 +193,14 @@ async def test_a_half_open_breaker_lets_one_probe_through_and_a_success_closes_i
     await _text(probe)
     assert probe.served_by.provider == "primary"  # type: ignore[union-attr]
     assert breaker_state("primary") == BreakerState.CLOSED
+
+
+async def test_the_guarded_client_of_a_users_endpoint_is_closed_when_the_stream_ends(primary: OpenAIServer) -> None:
+    from providers.contract import Timeouts as T
+    from providers.urlsafety import guarded_http_client
+
+    client = guarded_http_client(allow_private=True, timeouts=T())
+    endpoint = Endpoint(base_url=f"{primary.url}/v1", api_key="sk-user", http_client=client, provider="custom-1")
+    route = _route(Candidate(provider="custom-1", protocol="openai", provider_model_id="llama", endpoint=endpoint))
+    assert await _text(_stream(route)) == "Hello from the fake server."
+    assert client.is_closed

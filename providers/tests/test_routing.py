@@ -138,3 +138,35 @@ def test_the_demo_can_be_switched_off() -> None:
     _demo_model()
     with override_settings(DEMO_MODEL="off"):
         _raises(RouteErrorCode.MODEL_DISABLED, user=GuestFactory(), model_id="arbor:demo")
+
+
+def _custom_model(user: object, base_url: str) -> None:
+    from providers.models import UserCustomProvider
+
+    endpoint = UserCustomProvider.objects.create(user=user, name="home", base_url=base_url)
+    UserByokModel.objects.create(
+        user=user, slug="home", display_name="Home", custom_provider=endpoint, provider_model_id="llama"
+    )
+
+
+def test_a_byok_model_on_a_users_endpoint_is_called_through_the_guarded_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from providers import urlsafety
+
+    monkeypatch.setattr(urlsafety, "resolve_host", lambda host, port: ["93.184.216.34"])
+    user = UserFactory()
+    _custom_model(user, "https://llm.example.com/v1")
+    [candidate] = route_for(user=user, model_id="byok:home").candidates
+    assert candidate.protocol == "openai"
+    assert candidate.endpoint.base_url == "https://llm.example.com/v1"
+    assert candidate.endpoint.http_client is not None
+
+
+def test_a_users_endpoint_that_now_resolves_to_a_private_address_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from providers import urlsafety
+
+    user = UserFactory()
+    _custom_model(user, "https://llm.example.com/v1")  # saved while it resolved publicly
+    monkeypatch.setattr(urlsafety, "resolve_host", lambda host, port: ["10.0.0.5"])
+    _raises(RouteErrorCode.ENDPOINT_REFUSED, user=user, model_id="byok:home")
