@@ -16,16 +16,14 @@ failover happen above the adapter, where the route is known.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import anthropic
 import httpx2
 
 from providers.adapters.base import Adapter
+from providers.adapters.wire import arguments_object, retry_after_header
 from providers.contract import (
     ChatMessage,
     ChatRequest,
@@ -181,7 +179,7 @@ def _blocks(message: ChatMessage) -> list[dict[str, Any]]:
         return [result]
     if message.role == "assistant":
         content += [
-            {"type": "tool_use", "id": call.id, "name": call.name, "input": _tool_input(call.arguments)}
+            {"type": "tool_use", "id": call.id, "name": call.name, "input": arguments_object(call.arguments)}
             for call in message.tool_calls
         ]
     return content
@@ -193,15 +191,6 @@ def _part(part: Part) -> dict[str, Any] | None:
         return {"type": "image", "source": source}
     # The API refuses empty text blocks.
     return {"type": "text", "text": part.text} if part.text.strip() else None
-
-
-def _tool_input(arguments: str) -> dict[str, Any]:
-    """The stored arguments as an object; what does not parse to one is sent as {}."""
-    try:
-        value = json.loads(arguments) if arguments.strip() else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _tool(tool: ToolSpec) -> dict[str, Any]:
@@ -293,7 +282,7 @@ def provider_error(error: Exception, *, provider: str) -> ProviderError:
     elif isinstance(error, anthropic.APIStatusError):
         code = _status_error_code(error)
         if code is ErrorCode.RATE_LIMITED:
-            retry_after = retry_after_seconds(error.response.headers.get("retry-after"))
+            retry_after = retry_after_header(error.response.headers.get("retry-after"))
     else:  # connection refused or dropped, a chunk that does not parse, an unexpected payload
         code = ErrorCode.PROVIDER_UNAVAILABLE
     return ProviderError(code, retry_after=retry_after, provider=provider)
@@ -310,20 +299,3 @@ def _status_error_code(error: anthropic.APIStatusError) -> ErrorCode:
     if code is ErrorCode.BAD_REQUEST and any(phrase in message for phrase in TOO_LONG_PHRASES):
         return ErrorCode.CONTEXT_TOO_LONG
     return code
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """`Retry-After` as seconds: a number, or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max((moment - datetime.now(UTC)).total_seconds(), 0.0)

@@ -33,6 +33,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from providers.adapters.base import Adapter
+from providers.adapters.wire import arguments_object, retry_after_header
 from providers.contract import (
     ChatMessage,
     ChatRequest,
@@ -243,21 +244,14 @@ def _parts(message: ChatMessage, names: dict[str, str]) -> list[types.Part]:
     if message.role == "assistant":
         parts += [
             types.Part(
-                function_call=types.FunctionCall(id=call.id or None, name=call.name, args=_arguments(call.arguments)),
+                function_call=types.FunctionCall(
+                    id=call.id or None, name=call.name, args=arguments_object(call.arguments)
+                ),
                 thought_signature=SKIP_THOUGHT_SIGNATURE,
             )
             for call in message.tool_calls
         ]
     return parts
-
-
-def _arguments(arguments: str) -> dict[str, Any]:
-    """The stored arguments as an object; what does not parse to one is sent as {}."""
-    try:
-        value = json.loads(arguments) if arguments.strip() else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _result(text: str) -> dict[str, Any]:
@@ -364,10 +358,9 @@ def retry_after_seconds(error: genai_errors.APIError) -> float | None:
     """Seconds to wait: the Retry-After header, else the RetryInfo detail Google sends
     ("retryDelay": "37s"), else None."""
     headers = getattr(error.response, "headers", None)
-    header = headers.get("retry-after") if headers is not None else None
-    if header:
-        with contextlib.suppress(ValueError):
-            return max(float(header), 0.0)
+    from_header = retry_after_header(headers.get("retry-after") if headers is not None else None)
+    if from_header is not None:
+        return from_header
     body = error.details if isinstance(error.details, dict) else {}
     inner = body.get("error")
     details = (inner if isinstance(inner, dict) else body).get("details")

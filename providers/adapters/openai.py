@@ -12,9 +12,7 @@ default message; the vendor's own message is read to classify an error, never pa
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ import httpx2
 import openai
 
 from providers.adapters.base import Adapter
+from providers.adapters.wire import retry_after_header
 from providers.contract import (
     ChatMessage,
     ChatRequest,
@@ -358,15 +357,4 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
             return max(0.0, float(milliseconds) / 1000)
         except ValueError:
             pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
+    return retry_after_header(headers.get("retry-after"))
