@@ -204,3 +204,61 @@ async def test_the_guarded_client_of_a_users_endpoint_is_closed_when_the_stream_
     route = _route(Candidate(provider="custom-1", protocol="openai", provider_model_id="llama", endpoint=endpoint))
     assert await _text(_stream(route)) == "Hello from the fake server."
     assert client.is_closed
+
+
+# --- Every vendor's adapter through failover and the breaker ------------------------------------
+VENDORS = {
+    "openai": ("providers.testing.openai_server.OpenAIServer", "/v1"),
+    "anthropic": ("providers.testing.anthropic_server.AnthropicServer", ""),
+    "google": ("providers.testing.gemini_server.GeminiServer", ""),
+}
+
+
+@pytest.fixture(params=sorted(VENDORS))
+def vendor(request: pytest.FixtureRequest) -> Iterator[tuple[str, object, object]]:
+    """(protocol, failing server, healthy server) of one vendor's fake."""
+    from django.utils.module_loading import import_string
+
+    server_class = import_string(VENDORS[request.param][0])
+    with server_class() as failing, server_class() as healthy:
+        yield request.param, failing, healthy
+
+
+def _vendor_candidate(protocol: str, name: str, server: object) -> Candidate:
+    endpoint = Endpoint(
+        base_url=f"{server.url}{VENDORS[protocol][1]}",  # type: ignore[attr-defined]
+        api_key="test-key",
+        timeouts=Timeouts(connect=2, first_token=5, idle=5),
+        provider=name,
+    )
+    return Candidate(provider=name, protocol=protocol, provider_model_id=f"{name}-model", endpoint=endpoint)
+
+
+async def test_each_vendors_adapter_fails_over_to_the_second_provider(vendor: tuple[str, object, object]) -> None:
+    protocol, failing, healthy = vendor
+    failing.script(Fail(500), Fail(500), Fail(500))  # type: ignore[attr-defined]
+    healthy.script(reply(Say("from the backup"), Count(2, 3)))  # type: ignore[attr-defined]
+    route = _route(_vendor_candidate(protocol, "first", failing), _vendor_candidate(protocol, "second", healthy))
+    stream = _stream(route)
+    assert await _text(stream) == "from the backup"
+    assert stream.served_by.provider == "second"  # type: ignore[union-attr]
+    assert len(failing.requests) == RETRY.max_retries + 1  # type: ignore[attr-defined]
+
+
+async def test_each_vendors_failures_open_the_breaker_and_a_good_probe_closes_it(
+    vendor: tuple[str, object, object],
+) -> None:
+    protocol, failing, healthy = vendor
+    route = _route(_vendor_candidate(protocol, "first", failing), _vendor_candidate(protocol, "second", healthy))
+    failing.script(Fail(503), Fail(503), Fail(503))  # type: ignore[attr-defined]
+    await _text(_stream(route))
+    assert breaker_state("first") == BreakerState.OPEN
+
+    await _text(_stream(route))
+    assert len(failing.requests) == 3  # type: ignore[attr-defined]
+
+    _let_the_open_period_pass("first")
+    probe = _stream(route)
+    await _text(probe)
+    assert probe.served_by.provider == "first"  # type: ignore[union-attr]
+    assert breaker_state("first") == BreakerState.CLOSED
