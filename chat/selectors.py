@@ -1,0 +1,59 @@
+"""Reading chats: the active branch, a message's ancestors, the whole tree for the client."""
+
+from __future__ import annotations
+
+from functools import reduce
+from operator import or_
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from chat.models import Chat, Message
+from chat.paths import ancestor_spans
+
+# What the client needs of every message to draw the tree and switch branches locally.
+TREE_FIELDS = (
+    "id",
+    "parent_id",
+    "rank",
+    "depth",
+    "selected_child_id",
+    "role",
+    "content",
+    "model_id",
+    "status",
+    "error_code",
+    "error_message",
+    "finish_reason",
+    "usage",
+    "vote",
+    "created_at",
+)
+
+
+def _line(chat_id: Any, segment: str, depth: int) -> QuerySet[Message]:
+    spans = ancestor_spans(segment, depth)
+    ranges = reduce(or_, (Q(path=span.segment, depth__gte=span.first, depth__lte=span.last) for span in spans))
+    return Message.objects.filter(ranges, chat_id=chat_id).order_by("depth")
+
+
+def message_ancestors(message: Message, *, include_self: bool = True) -> list[Message]:
+    """root→message in one query (one range per segment on the line)."""
+    line = _line(message.chat_id, str(message.path), message.depth)
+    if not include_self:
+        line = line.filter(depth__lt=message.depth)
+    return list(line.defer("path"))
+
+
+def active_branch(chat: Chat) -> list[Message]:
+    """root→active leaf along the selections, in one query."""
+    if chat.active_leaf_id is None:
+        return []
+    leaf = chat.active_leaf
+    assert leaf is not None
+    return list(_line(chat.pk, str(leaf.path), leaf.depth).defer("path"))
+
+
+def chat_tree(chat: Chat) -> list[dict[str, Any]]:
+    """Every message of the chat (no paths: the client needs parent, rank and selection)."""
+    return list(Message.objects.filter(chat=chat).order_by("depth", "rank").values(*TREE_FIELDS))

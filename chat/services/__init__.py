@@ -1,0 +1,1 @@
+"""Chat writes. Tree operations live in `chat.services.tree`."""

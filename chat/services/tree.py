@@ -1,0 +1,253 @@
+"""Tree operations: append, edit, regenerate, switch, fork, delete a subtree.
+
+Every operation that adds or selects a message makes it part of the active branch: the
+selections on its ancestor line are set to lead to it, and the chat's active leaf becomes the
+leaf below it along its own selections. Ranks come from counters bumped in one UPDATE, so
+concurrent appends under one parent never collide.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import User
+from chat.models import Chat, Message, Role, Status
+from chat.paths import ancestor_spans, child_segment, label, parse, root_segment
+from chat.selectors import message_ancestors
+
+TABLE = Message._meta.db_table
+
+
+def chat_create(*, owner: User, title: str = "", default_model: str = "", instructions: str = "") -> Chat:
+    return Chat.objects.create(owner=owner, title=title, default_model=default_model, instructions=instructions)
+
+
+def _next_rank(*, chat: Chat, parent: Message | None) -> int:
+    """The next rank under `parent` (or among the roots), from a counter bumped in one UPDATE."""
+    table, row_id = (Chat._meta.db_table, chat.pk) if parent is None else (TABLE, parent.pk)
+    column = "root_count" if parent is None else "child_count"
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {column} = {column} + 1 WHERE id = %s RETURNING {column}", [row_id])
+        (count,) = cursor.fetchone()
+    return count - 1
+
+
+def _locked(chat: Chat) -> Chat:
+    """The chat row, locked for the transaction: tree changes of one chat happen one at a time."""
+    return Chat.objects.select_for_update().get(pk=chat.pk)
+
+
+@transaction.atomic
+def message_append(
+    *, chat: Chat, parent: Message | None, role: str, content: list[dict[str, Any]], text: str = "", **fields: Any
+) -> Message:
+    """A new child of `parent` (a new root when None), selected and on the active branch."""
+    chat = _locked(chat)
+    rank = _next_rank(chat=chat, parent=parent)
+    if parent is None:
+        segment, depth = root_segment(rank), 1
+    else:
+        depth = parent.depth + 1
+        segment = child_segment(parent_segment=str(parent.path), child_depth=depth, rank=rank)
+    message = Message.objects.create(
+        chat=chat, parent=parent, path=segment, depth=depth, rank=rank, role=role, content=content, text=text, **fields
+    )
+    Chat.objects.filter(pk=chat.pk).update(
+        message_count=F("message_count") + 1, last_activity_at=timezone.now(), updated_at=timezone.now()
+    )
+    if parent is not None and parent.pk == chat.active_leaf_id:
+        # The common case, a reply at the end of the active branch: one selection changes.
+        Message.objects.filter(pk=parent.pk).update(selected_child=message, selected_rank=rank)
+        Chat.objects.filter(pk=chat.pk).update(active_leaf=message)
+        chat.active_leaf = message
+    else:
+        _activate(chat, message)
+    return message
+
+
+def message_edit(*, message: Message, content: list[dict[str, Any]], text: str) -> Message:
+    """A user message gets a new sibling with the new text (the old one is kept)."""
+    return message_append(chat=message.chat, parent=message.parent, role=Role.USER, content=content, text=text)
+
+
+def message_regenerate(*, message: Message, model_id: str) -> Message:
+    """An assistant message gets a new sibling: an empty reply to stream into."""
+    return message_append(
+        chat=message.chat,
+        parent=message.parent,
+        role=Role.ASSISTANT,
+        content=[],
+        model_id=model_id,
+        status=Status.STREAMING,
+    )
+
+
+@transaction.atomic
+def message_switch(*, message: Message) -> Message:
+    """Select `message` among its siblings (persisted); returns the new active leaf."""
+    chat = _locked(message.chat)
+    _activate(chat, message)
+    return chat.active_leaf  # type: ignore[return-value]
+
+
+@transaction.atomic
+def chat_fork(*, message: Message, owner: User) -> Chat:
+    """A new chat whose history is the line root→message, as one segment."""
+    line = message_ancestors(message)
+    source = message.chat
+    fork = Chat.objects.create(
+        owner=owner,
+        title=source.title,
+        default_model=source.default_model,
+        instructions=source.instructions,
+        forked_from_chat=source,
+        forked_from_message=message,
+        root_count=1,
+        message_count=len(line),
+    )
+    ids = [uuid.uuid4() for _ in line]
+    segment = root_segment(0)
+    copies = []
+    for index, original in enumerate(line):
+        last = index == len(line) - 1
+        copies.append(
+            Message(
+                id=ids[index],
+                chat=fork,
+                parent_id=ids[index - 1] if index else None,
+                path=segment,
+                depth=index + 1,
+                rank=0,
+                child_count=0 if last else 1,
+                selected_child_id=None if last else ids[index + 1],
+                selected_rank=None if last else 0,
+                role=original.role,
+                content=original.content,
+                text=original.text,
+                model_id=original.model_id,
+                provider=original.provider,
+                usage=original.usage,
+                finish_reason=original.finish_reason,
+                status=original.status if original.status != Status.STREAMING else Status.STOPPED,
+                error_code=original.error_code,
+                error_message=original.error_message,
+            )
+        )
+    Message.objects.bulk_create(copies)
+    Chat.objects.filter(pk=fork.pk).update(selected_root_id=ids[0], active_leaf_id=ids[-1])
+    fork.refresh_from_db()
+    return fork
+
+
+@transaction.atomic
+def message_delete_subtree(*, message: Message) -> int:
+    """Delete a message and everything below it; the parent selects its newest remaining child."""
+    chat = _locked(message.chat)
+    segment, depth = str(message.path), message.depth
+    below = label(start_depth=depth + 1, rank=0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT id FROM {TABLE}
+            WHERE chat_id = %(chat)s AND (
+                (path = %(segment)s::ltree AND depth >= %(depth)s)
+                OR (path <@ %(segment)s::ltree AND nlevel(path) > nlevel(%(segment)s::ltree)
+                    AND subpath(path, nlevel(%(segment)s::ltree), 1) >= %(below)s::ltree)
+            )""",
+            {"chat": chat.pk, "segment": segment, "depth": depth, "below": below},
+        )
+        doomed = [row[0] for row in cursor.fetchall()]
+    parent = message.parent
+    # Nothing may keep pointing into the subtree (selection foreign keys are checked at commit).
+    Message.objects.filter(chat=chat, selected_child_id__in=doomed).update(selected_child=None, selected_rank=None)
+    Chat.objects.filter(pk=chat.pk, selected_root_id__in=doomed).update(selected_root=None)
+    Chat.objects.filter(pk=chat.pk, active_leaf_id__in=doomed).update(active_leaf=None)
+    Chat.objects.filter(pk=chat.pk, forked_from_message_id__in=doomed).update(forked_from_message=None)
+    Message.objects.filter(pk__in=doomed).delete()
+    Chat.objects.filter(pk=chat.pk).update(message_count=F("message_count") - len(doomed), updated_at=timezone.now())
+    chat.refresh_from_db()
+    successor = (
+        Message.objects.filter(chat=chat, parent=parent).order_by("-rank").first()
+        if parent is not None
+        else Message.objects.filter(chat=chat, parent=None).order_by("-rank").first()
+    )
+    if successor is not None:
+        _activate(chat, successor)
+    elif parent is not None:
+        _activate(chat, parent)
+    return len(doomed)
+
+
+# --- Keeping the active branch ------------------------------------------------------------------
+def _activate(chat: Chat, message: Message) -> None:
+    """Point every selection on message's ancestor line at it, then make the leaf below it
+    (along its own selections) the chat's active leaf."""
+    spans = ancestor_spans(str(message.path), message.depth)
+    with connection.cursor() as cursor:
+        for index, span in enumerate(spans):
+            is_last = index == len(spans) - 1
+            # Inside a span every message selects its continuation (rank 0)...
+            cursor.execute(
+                f"""
+                UPDATE {TABLE} AS m SET selected_rank = 0, selected_child_id = next.id
+                FROM {TABLE} AS next
+                WHERE m.chat_id = %(chat)s AND m.path = %(segment)s::ltree
+                  AND m.depth >= %(first)s AND m.depth < %(last)s
+                  AND m.selected_rank IS DISTINCT FROM 0
+                  AND next.chat_id = m.chat_id AND next.path = m.path AND next.depth = m.depth + 1""",
+                {"chat": chat.pk, "segment": span.segment, "first": span.first, "last": span.last},
+            )
+            if not is_last:
+                # ...and the span's last message selects the first message of the next segment.
+                following = spans[index + 1]
+                rank = parse(following.segment.rsplit(".", 1)[-1])[1]
+                cursor.execute(
+                    f"""
+                    UPDATE {TABLE} SET selected_rank = %(rank)s, selected_child_id = (
+                        SELECT id FROM {TABLE}
+                        WHERE chat_id = %(chat)s AND path = %(next_segment)s::ltree AND depth = %(next_first)s)
+                    WHERE chat_id = %(chat)s AND path = %(segment)s::ltree AND depth = %(last)s""",
+                    {
+                        "chat": chat.pk,
+                        "rank": rank,
+                        "segment": span.segment,
+                        "last": span.last,
+                        "next_segment": following.segment,
+                        "next_first": following.first,
+                    },
+                )
+        cursor.execute(
+            f"SELECT id FROM {TABLE} WHERE chat_id = %s AND path = %s::ltree AND depth = 1",
+            [chat.pk, spans[0].segment],
+        )
+        root_id = cursor.fetchone()[0]
+    leaf = _leaf_below(chat, message)
+    Chat.objects.filter(pk=chat.pk).update(selected_root_id=root_id, active_leaf=leaf, updated_at=timezone.now())
+    chat.selected_root_id = root_id
+    chat.active_leaf = leaf
+
+
+def _leaf_below(chat: Chat, message: Message) -> Message:
+    """Follow the selections down from `message`: one indexed query per segment crossed."""
+    segment, depth = str(message.path), message.depth
+    while True:
+        # The same condition as the partial index `message_segment_exits`.
+        exit_point = (
+            Message.objects.filter(chat=chat, path=segment, depth__gte=depth)
+            .filter(Q(selected_rank__isnull=True) | Q(selected_rank__gt=0))
+            .order_by("depth")
+            .values_list("depth", "selected_rank")
+            .first()
+        )
+        if exit_point is None:
+            raise RuntimeError(f"segment {segment} of chat {chat.pk} has no end")  # an invariant broke
+        exit_depth, selected_rank = exit_point
+        if selected_rank is None:
+            return Message.objects.get(chat=chat, path=segment, depth=exit_depth)
+        segment = child_segment(parent_segment=segment, child_depth=exit_depth + 1, rank=selected_rank)
+        depth = exit_depth + 1
