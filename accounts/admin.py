@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, QuerySet
@@ -7,10 +10,56 @@ from django.http import HttpRequest
 
 from accounts.models import Tier, User
 
+LIMIT_FIELDS = ["message_capacity", "messages_per_minute", "token_capacity", "tokens_per_minute"]
+
+
+class TierForm(forms.ModelForm):
+    """The rate limits may be left out of a post (or blank): the tier keeps its current numbers
+    (a new tier: the defaults), so forms and scripts written before the limits still save."""
+
+    class Meta:
+        model = Tier
+        fields = ["name", "slug", "description", "is_guest_default", "is_registered_default", *LIMIT_FIELDS]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in LIMIT_FIELDS:
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for name in LIMIT_FIELDS:
+            if name in self.fields and cleaned.get(name) is None and name not in self.errors:
+                cleaned[name] = getattr(self.instance, name)
+        return cleaned
+
 
 @admin.register(Tier)
 class TierAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "is_guest_default", "is_registered_default", "user_count"]
+    form = TierForm
+    list_display = [
+        "name",
+        "slug",
+        "is_guest_default",
+        "is_registered_default",
+        "message_capacity",
+        "messages_per_minute",
+        "token_capacity",
+        "tokens_per_minute",
+        "user_count",
+    ]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "description", "is_guest_default", "is_registered_default"]}),
+        (
+            "Rate limits",
+            {
+                "fields": LIMIT_FIELDS,
+                "description": "Each user has a bucket of messages and one of model tokens (BYOK models "
+                "included): the capacity is the burst, the rate per minute refills it. 0 capacity: no access.",
+            },
+        ),
+    ]
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name", "slug"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, PermissionsMixin
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -17,12 +18,31 @@ class Tier(models.Model):
     description = models.TextField(blank=True)
     is_guest_default = models.BooleanField(default=False, help_text="New guests get this tier.")
     is_registered_default = models.BooleanField(default=False, help_text="New accounts get this tier.")
+    # Rate limits (accounts.limits): one token bucket per user for messages, one for model tokens.
+    # A capacity is the burst; the per-minute rate refills it. Zero capacity means no access.
+    message_capacity = models.PositiveIntegerField(
+        default=20, help_text="Messages a user may send in a burst. 0 means no sending at all."
+    )
+    messages_per_minute = models.FloatField(
+        default=10, validators=[MinValueValidator(0)], help_text="How fast the message allowance refills."
+    )
+    token_capacity = models.PositiveIntegerField(
+        default=200_000, help_text="Model tokens (input + output) a user may use in a burst. 0 means none."
+    )
+    tokens_per_minute = models.FloatField(
+        default=100_000, validators=[MinValueValidator(0)], help_text="How fast the token allowance refills."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name"]
         constraints = [
+            models.CheckConstraint(
+                condition=Q(messages_per_minute__gte=0) & Q(tokens_per_minute__gte=0),
+                name="accounts_tier_refill_rates_not_negative",
+                violation_error_message="Refill rates cannot be negative.",
+            ),
             models.UniqueConstraint(
                 fields=["is_guest_default"],
                 condition=Q(is_guest_default=True),
@@ -82,3 +102,27 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.display_name or (self.email or "guest").split("@")[0]
+
+
+class UsageBucket(models.Model):
+    """One user's token bucket of one kind (accounts.limits). `tokens` is the level at
+    `updated_at`; the refill since then is computed on every change, never stored ahead.
+    A row is created full on first use; a missing row reads as a full bucket."""
+
+    class Kind(models.TextChoices):
+        MESSAGES = "messages"
+        TOKENS = "tokens"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="usage_buckets")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # May be negative: limit_charge books real usage past what was reserved.
+    tokens = models.FloatField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "kind"], name="accounts_usagebucket_one_per_user_and_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.kind}: {self.tokens:g}"

@@ -3,17 +3,30 @@ from __future__ import annotations
 from accounts.models import Tier, User
 
 # What a default tier is restored as if none is marked (an operator deleted or unmarked it).
-BUILTIN_GUEST_TIER = {"slug": "guest", "name": "Guest", "description": "Visitors who have not signed up."}
-BUILTIN_REGISTERED_TIER = {"slug": "registered", "name": "Registered", "description": "Everyone with an account."}
+# The same limits as migration 0002 gives the guest tier.
+BUILTIN_GUEST_TIER: dict[str, object] = {
+    "slug": "guest",
+    "name": "Guest",
+    "description": "Visitors who have not signed up.",
+    "message_capacity": 10,
+    "messages_per_minute": 3,
+    "token_capacity": 50_000,
+    "tokens_per_minute": 20_000,
+}
+BUILTIN_REGISTERED_TIER: dict[str, object] = {
+    "slug": "registered",
+    "name": "Registered",
+    "description": "Everyone with an account.",
+}
 
 
-def _default_tier(flag: str, builtin: dict[str, str]) -> Tier:
+def _default_tier(flag: str, builtin: dict[str, object]) -> Tier:
     """The tier marked `flag`. Every user must get a tier, so when none is marked the built-in
     one is restored (the single write a selector does: losing sign-ups is worse)."""
     tier = Tier.objects.filter(**{flag: True}).first()
     if tier is not None:
         return tier
-    tier, _ = Tier.objects.get_or_create(slug=builtin["slug"], defaults=builtin)
+    tier, _ = Tier.objects.get_or_create(slug=str(builtin["slug"]), defaults=builtin)
     if not getattr(tier, flag):
         Tier.objects.filter(pk=tier.pk).update(**{flag: True})
         tier.refresh_from_db()
