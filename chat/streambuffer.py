@@ -1,0 +1,291 @@
+"""The stream buffer: one Redis stream per assistant message, so a generation can be resumed.
+
+The runner appends server→client frames (`delta`, tool and artifact frames, a final `done`);
+the buffer numbers them `seq` = 1, 2, 3, … per message, with no gaps, and every reader gets
+them back with `message_id` and `seq` filled in. Any web process can `replay` the frames after a
+client's last `seq` or `follow` them live, because the state lives in Redis, not in a process.
+
+Keys (both under `arbor:stream:`, both with the same TTL, refreshed by every append):
+    arbor:stream:<message id>       the stream; an entry's id is `<seq>-0` and its one field
+                                    `f` holds the frame's JSON, so XRANGE/XREAD by seq are exact
+    arbor:stream:<message id>:seq   the last seq handed out (INCR); `open` creates it at 0 so
+                                    followers can attach before the first frame exists
+
+Contracts:
+- `append` is one Lua script (INCR, XADD, EXPIRE on both keys): atomic, O(1) per frame, never re-reads.
+- `replay` and `follow` never skip or repeat a seq: each frame read must be the previous seq
+  plus one, otherwise (the stream was trimmed by `maxlen` past the reader) `BufferExpired` is
+  raised rather than a gap delivered.
+- Once the keys have expired, `replay` and `follow` raise `BufferExpired`: the caller answers
+  from the saved message instead. `exists` asks without raising.
+- Nothing is appended after `finish`; `follow` stops after yielding the `done` frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+import redis.asyncio as redis
+from django.conf import settings
+
+KEY_PREFIX = "arbor:stream:"
+READ_BATCH = 500  # entries per XREAD in `follow`
+
+# KEYS: stream, counter. ARGV: frame JSON, ttl seconds, maxlen (0: unbounded). Returns the seq.
+_APPEND_SCRIPT = """
+local seq = redis.call('INCR', KEYS[2])
+local id = seq .. '-0'
+if tonumber(ARGV[3]) > 0 then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], id, 'f', ARGV[1])
+else
+  redis.call('XADD', KEYS[1], id, 'f', ARGV[1])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return seq
+"""
+
+Frame = dict[str, Any]
+MessageId = str | UUID
+
+
+class BufferExpired(Exception):
+    """The buffer is gone (expired) or no longer holds every frame after the asked seq."""
+
+
+class StreamBuffer:
+    """Frames of generations in Redis streams. Create one per event loop (see `stream_buffer`):
+    the redis.asyncio pool belongs to the loop it was first used on."""
+
+    def __init__(self, redis_url: str, *, ttl_seconds: int = 3600, maxlen: int | None = None) -> None:
+        self.redis_url = redis_url
+        self.ttl_seconds = ttl_seconds
+        self.maxlen = maxlen
+        self._redis: redis.Redis = redis.Redis.from_url(redis_url, decode_responses=True)
+        self._append = self._redis.register_script(_APPEND_SCRIPT)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+    @staticmethod
+    def stream_key(message_id: MessageId) -> str:
+        return f"{KEY_PREFIX}{message_id}"
+
+    @staticmethod
+    def seq_key(message_id: MessageId) -> str:
+        return f"{KEY_PREFIX}{message_id}:seq"
+
+    # --- Writing --------------------------------------------------------------------------
+    async def open(self, message_id: MessageId) -> None:
+        """Mark a generation as started (when its placeholder is saved), before its first frame:
+        from then on `exists` is true and `follow` waits for frames instead of raising."""
+        await self._redis.set(self.seq_key(message_id), 0, ex=self.ttl_seconds, nx=True)
+
+    async def append(self, message_id: MessageId, frame: Frame) -> int:
+        """Store one frame; returns its seq. `message_id`/`seq` keys in `frame` are ignored."""
+        if not isinstance(frame.get("type"), str):
+            raise ValueError("a frame needs a string `type`")
+        body = {key: value for key, value in frame.items() if key not in ("message_id", "seq")}
+        payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        keys = [self.stream_key(message_id), self.seq_key(message_id)]
+        return int(await self._append(keys=keys, args=[payload, self.ttl_seconds, self.maxlen or 0]))
+
+    async def finish(self, message_id: MessageId, frame: Frame) -> int:
+        """Append the terminal `done` frame (`status`, `usage`, `error`); returns its seq."""
+        if frame.get("type") != "done":
+            raise ValueError("finish takes the `done` frame")
+        return await self.append(message_id, frame)
+
+    # --- Reading --------------------------------------------------------------------------
+    async def exists(self, message_id: MessageId) -> bool:
+        return bool(await self._redis.exists(self.stream_key(message_id), self.seq_key(message_id)))
+
+    async def is_finished(self, message_id: MessageId) -> bool:
+        """True once the last frame is `done` (false for an expired buffer: ask the database)."""
+        last = await self._redis.xrevrange(self.stream_key(message_id), count=1)
+        return bool(last) and json.loads(last[0][1]["f"]).get("type") == "done"
+
+    async def replay(self, message_id: MessageId, after_seq: int = 0) -> list[Frame]:
+        """Every stored frame with seq > after_seq, in order. Raises `BufferExpired` when the
+        buffer is gone, trimmed past `after_seq`, or behind it (a newer buffer than the client's)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(self.seq_key(message_id))
+            pipe.xrange(self.stream_key(message_id), min=f"{after_seq + 1}-0")
+            last_seq, entries = await pipe.execute()
+        self._check_position(message_id, last_seq, after_seq)
+        return self._decode(message_id, entries, after_seq)
+
+    async def follow(
+        self, message_id: MessageId, after_seq: int = 0, *, poll_seconds: float = 5.0
+    ) -> AsyncIterator[Frame]:
+        """The frames after `after_seq`, stored ones first, then live ones as they are appended,
+        up to and including `done`. Reads always continue from the last id seen (XREAD is
+        exclusive of it), so a frame appended between two reads is neither lost nor repeated.
+
+        Raises `BufferExpired` when `replay` would, or when the buffer vanishes while waiting
+        (checked every `poll_seconds` without frames). Returns at once if `after_seq` is at or
+        past `done`. Each waiting follower holds one pooled Redis connection. Cancelling the
+        consuming task is safe: redis-py drops the connection of an interrupted blocking read."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(self.seq_key(message_id))
+            pipe.xrevrange(self.stream_key(message_id), count=1)
+            last_seq, last = await pipe.execute()
+        if last and json.loads(last[0][1]["f"]).get("type") == "done" and _seq(last[0][0]) <= after_seq:
+            return
+        self._check_position(message_id, last_seq, after_seq)
+        key = self.stream_key(message_id)
+        block_ms = max(1, int(poll_seconds * 1000))
+        seq = after_seq
+        while True:
+            reply = await self._redis.xread({key: f"{seq}-0"}, count=READ_BATCH, block=block_ms)
+            if not reply:
+                if not await self.exists(message_id):
+                    raise BufferExpired(str(message_id))
+                continue
+            for frame in self._decode(message_id, reply[0][1], seq):
+                seq = frame["seq"]
+                yield frame
+                if frame["type"] == "done":
+                    return
+
+    @staticmethod
+    def _check_position(message_id: MessageId, last_seq: str | None, after_seq: int) -> None:
+        if last_seq is None:
+            raise BufferExpired(f"{message_id}: no buffer")
+        if int(last_seq) < after_seq:
+            raise BufferExpired(f"{message_id}: seq {after_seq} is past the buffer's {last_seq}")
+
+    @staticmethod
+    def _decode(message_id: MessageId, entries: list[Any], after_seq: int) -> list[Frame]:
+        frames = []
+        expected = after_seq + 1
+        for entry_id, fields in entries:
+            seq = _seq(entry_id)
+            if seq != expected:
+                raise BufferExpired(f"{message_id}: seq {expected} was trimmed")
+            frame = json.loads(fields["f"])
+            frame["message_id"] = str(message_id)
+            frame["seq"] = seq
+            frames.append(frame)
+            expected += 1
+        return frames
+
+
+def _seq(entry_id: str) -> int:
+    return int(entry_id.split("-", 1)[0])
+
+
+_buffers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StreamBuffer] = weakref.WeakKeyDictionary()
+
+
+def stream_buffer() -> StreamBuffer:
+    """The buffer for the running event loop, from settings (REDIS_URL, STREAM_BUFFER_TTL).
+    It lives as long as the loop: do not close it. Outside a loop a new buffer is returned,
+    which the caller closes."""
+    url = settings.REDIS_URL
+    ttl = int(getattr(settings, "STREAM_BUFFER_TTL", 3600))
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return StreamBuffer(url, ttl_seconds=ttl)
+    buffer = _buffers.get(loop)
+    if buffer is None or buffer.redis_url != url or buffer.ttl_seconds != ttl:
+        buffer = _buffers[loop] = StreamBuffer(url, ttl_seconds=ttl)
+    return buffer
+
+
+class Coalescer:
+    """Merges consecutive text (or reasoning) deltas into one frame per `interval` seconds.
+
+    Order is kept across kinds: only consecutive deltas of the same kind merge; a delta of the
+    other kind, or any other frame (tool, artifact, done), first flushes what is pending, then
+    goes to the sink at once. Chunks are kept in a list and joined once per flush: O(n) in all.
+
+    Timing: the first pending chunk starts a background timer task that flushes it `interval`
+    later; `add` also flushes inline once the batch is due, for producers that never yield.
+    So a trailing delta waits at most `interval` plus event-loop latency. All sink calls run
+    under one lock, in order. A sink error in the timer task is raised by the next call.
+    Call `aclose()` (or add the `done` frame) at the end; one producer per coalescer.
+    """
+
+    def __init__(self, sink: Callable[[Frame], Awaitable[int]], interval: float = 0.03) -> None:
+        self._sink = sink
+        self.interval = interval
+        self._kind: str | None = None
+        self._chunks: list[str] = []
+        self._since = 0.0
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.Task[None] | None = None
+
+    async def add(self, frame: Frame) -> None:
+        self._raise_timer_error()
+        kind = _delta_kind(frame)
+        if kind is None:
+            async with self._lock:
+                await self._flush_locked()
+                await self._sink(frame)
+            return
+        if self._chunks and kind != self._kind:
+            await self.flush()
+        if not self._chunks:
+            self._kind, self._since = kind, time.monotonic()
+        self._chunks.append(frame[kind])
+        if time.monotonic() - self._since >= self.interval:
+            await self.flush()
+        elif self._timer is None or self._timer.done():
+            self._timer = asyncio.create_task(self._flush_when_due())
+
+    async def flush(self) -> None:
+        """Send what is pending now."""
+        self._raise_timer_error()
+        async with self._lock:
+            await self._flush_locked()
+
+    async def aclose(self) -> None:
+        """Flush and stop the timer."""
+        if self._timer is not None and not self._timer.done():
+            self._timer.cancel()
+            await asyncio.gather(self._timer, return_exceptions=True)
+        await self.flush()
+
+    async def _flush_locked(self) -> None:
+        if not self._chunks:
+            return
+        frame = {"type": "delta", self._kind: "".join(self._chunks)}
+        self._chunks = []  # taken before the await: chunks added meanwhile form the next batch
+        await self._sink(frame)
+
+    async def _flush_when_due(self) -> None:
+        # Runs while anything is pending; each batch is due `interval` after its first chunk.
+        while self._chunks:
+            delay = self._since + self.interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue  # the batch may have been flushed inline and another begun meanwhile
+            async with self._lock:
+                await self._flush_locked()
+
+    def _raise_timer_error(self) -> None:
+        timer = self._timer
+        if timer is None or not timer.done() or timer.cancelled():
+            return
+        error = timer.exception()
+        if error is not None:
+            self._timer = None
+            raise error
+
+
+def _delta_kind(frame: Frame) -> str | None:
+    """'text' or 'reasoning' for a plain delta frame that may merge; None for anything else."""
+    if frame.get("type") != "delta" or len(frame) != 2:
+        return None
+    for kind in ("text", "reasoning"):
+        if isinstance(frame.get(kind), str):
+            return kind
+    return None

@@ -1,0 +1,399 @@
+"""The stream buffer against the real test Redis, and the coalescer in front of it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as redis
+from django.conf import settings
+
+from chat.streambuffer import BufferExpired, Coalescer, StreamBuffer, stream_buffer
+
+Frame = dict[str, Any]
+
+
+@pytest.fixture
+async def buffer() -> AsyncIterator[StreamBuffer]:
+    buffer = StreamBuffer(settings.REDIS_URL)
+    yield buffer
+    await buffer.aclose()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def done(status: str = "complete") -> Frame:
+    return {"type": "done", "status": status, "usage": {"output_tokens": 3}, "error": None}
+
+
+async def collect(frames: AsyncIterator[Frame]) -> list[Frame]:
+    return [frame async for frame in frames]
+
+
+class ListSink:
+    """A coalescer sink that records frames and when they arrived."""
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+        self.times: list[float] = []
+
+    async def __call__(self, frame: Frame) -> int:
+        self.frames.append(frame)
+        self.times.append(time.monotonic())
+        return len(self.frames)
+
+
+# --- Appending and replaying -------------------------------------------------------------------
+async def test_seq_starts_at_one_and_increases_without_gaps(buffer: StreamBuffer) -> None:
+    message_id = new_id()
+    seqs = [await buffer.append(message_id, {"type": "delta", "text": str(n)}) for n in range(20)]
+    assert seqs == list(range(1, 21))
+    assert await buffer.finish(message_id, done()) == 21
+
+
+async def test_each_message_has_its_own_sequence(buffer: StreamBuffer) -> None:
+    first, second = new_id(), new_id()
+    assert await buffer.append(first, {"type": "delta", "text": "a"}) == 1
+    assert await buffer.append(first, {"type": "delta", "text": "b"}) == 2
+    assert await buffer.append(second, {"type": "delta", "text": "c"}) == 1
+
+
+async def test_replayed_frames_carry_message_id_and_seq(buffer: StreamBuffer) -> None:
+    message_id = uuid.uuid4()
+    await buffer.append(message_id, {"type": "delta", "reasoning": "hm", "seq": 99, "message_id": "forged"})
+    assert await buffer.replay(message_id) == [
+        {"type": "delta", "reasoning": "hm", "message_id": str(message_id), "seq": 1}
+    ]
+
+
+async def test_replay_after_n_returns_exactly_the_later_frames(buffer: StreamBuffer) -> None:
+    message_id = new_id()
+    for n in range(1, 11):
+        await buffer.append(message_id, {"type": "delta", "text": f"t{n}"})
+    await buffer.finish(message_id, done())
+
+    later = await buffer.replay(message_id, 7)
+
+    assert [frame["seq"] for frame in later] == [8, 9, 10, 11]
+    assert [frame.get("text") for frame in later] == ["t8", "t9", "t10", None]
+    assert later[-1]["type"] == "done"
+    assert await buffer.replay(message_id, 11) == []
+    assert len(await buffer.replay(message_id)) == 11
+
+
+async def test_finish_appends_done_and_marks_the_buffer_finished(buffer: StreamBuffer) -> None:
+    message_id = new_id()
+    await buffer.append(message_id, {"type": "delta", "text": "hi"})
+    assert not await buffer.is_finished(message_id)
+
+    await buffer.finish(message_id, done("stopped"))
+
+    assert await buffer.is_finished(message_id)
+    assert (await buffer.replay(message_id, 1))[0]["status"] == "stopped"
+
+
+async def test_finish_refuses_a_frame_that_is_not_done(buffer: StreamBuffer) -> None:
+    with pytest.raises(ValueError, match="done"):
+        await buffer.finish(new_id(), {"type": "delta", "text": "x"})
+
+
+async def test_keys_live_under_the_arbor_stream_prefix_with_a_ttl(buffer: StreamBuffer) -> None:
+    message_id = new_id()
+    await buffer.append(message_id, {"type": "delta", "text": "x"})
+    client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    try:
+        keys = sorted([key async for key in client.scan_iter(match=f"*{message_id}*")])
+        assert keys == [f"arbor:stream:{message_id}", f"arbor:stream:{message_id}:seq"]
+        for key in keys:
+            assert 0 < await client.ttl(key) <= 3600
+    finally:
+        await client.aclose()
+
+
+# --- Following -------------------------------------------------------------------------------
+async def test_two_followers_get_exactly_the_frames_after_their_seq_while_frames_arrive(
+    buffer: StreamBuffer,
+) -> None:
+    message_id = new_id()
+    await buffer.open(message_id)
+    appended = asyncio.Event()
+
+    async def produce() -> None:
+        for n in range(1, 201):
+            await buffer.append(message_id, {"type": "delta", "text": f"<{n}>"})
+            if n == 60:
+                appended.set()
+            await asyncio.sleep(0.001 if n % 3 else 0)
+        await buffer.finish(message_id, done())
+
+    from_start = asyncio.create_task(collect(buffer.follow(message_id, 0)))
+    producer = asyncio.create_task(produce())
+    await appended.wait()
+    from_fifty = asyncio.create_task(collect(buffer.follow(message_id, 50)))
+    await producer
+    first, second = await asyncio.wait_for(asyncio.gather(from_start, from_fifty), timeout=10)
+
+    assert [frame["seq"] for frame in first] == list(range(1, 202))
+    assert [frame["seq"] for frame in second] == list(range(51, 202))
+    assert [frame.get("text") for frame in second[:-1]] == [f"<{n}>" for n in range(51, 201)]
+    assert first[-1]["type"] == second[-1]["type"] == "done"
+
+
+async def test_a_follower_of_a_finished_buffer_gets_the_replay_then_stops(buffer: StreamBuffer) -> None:
+    message_id = new_id()
+    for n in range(5):
+        await buffer.append(message_id, {"type": "delta", "text": str(n)})
+    await buffer.finish(message_id, done())
+
+    frames = await asyncio.wait_for(collect(buffer.follow(message_id, 2)), timeout=2)
+
+    assert [frame["seq"] for frame in frames] == [3, 4, 5, 6]
+    assert frames[-1]["type"] == "done"
+
+
+async def test_a_follower_that_already_saw_done_stops_at_once(buffer: StreamBuffer) -> None:
+    message_id = new_id()
+    await buffer.append(message_id, {"type": "delta", "text": "x"})
+    await buffer.finish(message_id, done())
+
+    assert await asyncio.wait_for(collect(buffer.follow(message_id, 2)), timeout=2) == []
+
+
+async def test_a_follower_of_an_opened_buffer_waits_for_its_first_frame(buffer: StreamBuffer) -> None:
+    message_id = new_id()
+    await buffer.open(message_id)
+    assert await buffer.exists(message_id)
+    follower = asyncio.create_task(collect(buffer.follow(message_id, 0, poll_seconds=0.05)))
+    await asyncio.sleep(0.2)
+    assert not follower.done()
+
+    await buffer.append(message_id, {"type": "delta", "text": "late"})
+    await buffer.finish(message_id, done())
+
+    frames = await asyncio.wait_for(follower, timeout=2)
+    assert [frame["seq"] for frame in frames] == [1, 2]
+
+
+async def test_cancelling_a_follower_is_clean(buffer: StreamBuffer) -> None:
+    message_id = new_id()
+    await buffer.append(message_id, {"type": "delta", "text": "a"})
+    seen: list[Frame] = []
+
+    async def follow() -> None:
+        async for frame in buffer.follow(message_id, 0):
+            seen.append(frame)
+
+    follower = asyncio.create_task(follow())
+    await asyncio.sleep(0.1)  # now blocked in XREAD
+    follower.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await follower
+
+    assert [frame["seq"] for frame in seen] == [1]
+    assert await buffer.append(message_id, {"type": "delta", "text": "b"}) == 2
+    assert [frame["seq"] for frame in await buffer.replay(message_id)] == [1, 2]
+
+
+async def test_a_client_ahead_of_the_buffer_is_told_it_expired(buffer: StreamBuffer) -> None:
+    message_id = new_id()
+    await buffer.append(message_id, {"type": "delta", "text": "x"})
+    with pytest.raises(BufferExpired, match="past"):
+        await buffer.replay(message_id, 5)
+    with pytest.raises(BufferExpired, match="past"):
+        await collect(buffer.follow(message_id, 5))
+
+
+# --- Expiry and trimming -------------------------------------------------------------------------
+async def test_an_expired_buffer_is_gone_and_refuses_replay_and_follow() -> None:
+    buffer = StreamBuffer(settings.REDIS_URL, ttl_seconds=1)
+    try:
+        message_id = new_id()
+        await buffer.append(message_id, {"type": "delta", "text": "x"})
+        assert await buffer.exists(message_id)
+
+        await asyncio.sleep(1.2)
+
+        assert not await buffer.exists(message_id)
+        assert not await buffer.is_finished(message_id)
+        with pytest.raises(BufferExpired):
+            await buffer.replay(message_id, 0)
+        with pytest.raises(BufferExpired):
+            await collect(buffer.follow(message_id, 0))
+    finally:
+        await buffer.aclose()
+
+
+async def test_a_follower_waiting_when_the_buffer_expires_raises_buffer_expired() -> None:
+    buffer = StreamBuffer(settings.REDIS_URL, ttl_seconds=1)
+    try:
+        message_id = new_id()
+        await buffer.append(message_id, {"type": "delta", "text": "x"})
+        seen: list[Frame] = []
+        with pytest.raises(BufferExpired):
+            async with asyncio.timeout(3):
+                async for frame in buffer.follow(message_id, 0, poll_seconds=0.1):
+                    seen.append(frame)
+        assert [frame["seq"] for frame in seen] == [1]
+    finally:
+        await buffer.aclose()
+
+
+async def test_each_append_refreshes_the_expiry() -> None:
+    buffer = StreamBuffer(settings.REDIS_URL, ttl_seconds=1)
+    try:
+        message_id = new_id()
+        for _ in range(4):
+            await buffer.append(message_id, {"type": "delta", "text": "x"})
+            await asyncio.sleep(0.4)
+        assert await buffer.exists(message_id)
+        assert len(await buffer.replay(message_id)) == 4
+    finally:
+        await buffer.aclose()
+
+
+async def test_a_trimmed_buffer_refuses_to_skip_frames() -> None:
+    buffer = StreamBuffer(settings.REDIS_URL, maxlen=10)
+    try:
+        message_id = new_id()
+        for n in range(500):
+            await buffer.append(message_id, {"type": "delta", "text": str(n)})
+        with pytest.raises(BufferExpired, match="trimmed"):
+            await buffer.replay(message_id, 0)
+        with pytest.raises(BufferExpired, match="trimmed"):
+            await collect(buffer.follow(message_id, 0))
+        assert [frame["seq"] for frame in await buffer.replay(message_id, 495)] == [496, 497, 498, 499, 500]
+    finally:
+        await buffer.aclose()
+
+
+# --- The factory ------------------------------------------------------------------------------
+async def test_stream_buffer_reads_settings_and_is_shared_within_an_event_loop(
+    settings: Any,
+) -> None:
+    settings.STREAM_BUFFER_TTL = 120
+    shared = stream_buffer()
+    assert shared is stream_buffer()
+    assert shared.redis_url == settings.REDIS_URL
+    assert shared.ttl_seconds == 120
+    message_id = new_id()
+    assert await shared.append(message_id, {"type": "delta", "text": "x"}) == 1
+    await shared.aclose()
+
+
+# --- The coalescer ------------------------------------------------------------------------------
+async def test_coalescer_merges_quick_text_deltas_into_a_few_frames() -> None:
+    sink = ListSink()
+    coalescer = Coalescer(sink, interval=0.03)
+    chunks = [f"w{n} " for n in range(100)]
+    started = time.monotonic()
+    for chunk in chunks:
+        await coalescer.add({"type": "delta", "text": chunk})
+        await asyncio.sleep(0.001)
+    await coalescer.aclose()
+    elapsed = time.monotonic() - started
+
+    assert 1 <= len(sink.frames) <= min(elapsed / 0.03 + 2, 34)  # at most one frame per interval
+    assert all(frame["type"] == "delta" and set(frame) == {"type", "text"} for frame in sink.frames)
+    assert "".join(frame["text"] for frame in sink.frames) == "".join(chunks)
+
+
+async def test_coalescer_flushes_due_batches_even_when_the_producer_never_yields() -> None:
+    sink = ListSink()
+    coalescer = Coalescer(sink, interval=0.01)
+    deadline = time.monotonic() + 0.1
+    while time.monotonic() < deadline:
+        await coalescer.add({"type": "delta", "text": "x"})  # no await that suspends
+    await coalescer.aclose()
+
+    assert len(sink.frames) >= 5
+
+
+async def test_coalescer_keeps_reasoning_and_text_in_order() -> None:
+    sink = ListSink()
+    coalescer = Coalescer(sink, interval=10)
+    for frame in [
+        {"type": "delta", "reasoning": "think "},
+        {"type": "delta", "reasoning": "more"},
+        {"type": "delta", "text": "Hello "},
+        {"type": "delta", "text": "there"},
+        {"type": "delta", "reasoning": "again"},
+    ]:
+        await coalescer.add(frame)
+    await coalescer.aclose()
+
+    assert sink.frames == [
+        {"type": "delta", "reasoning": "think more"},
+        {"type": "delta", "text": "Hello there"},
+        {"type": "delta", "reasoning": "again"},
+    ]
+
+
+async def test_coalescer_sends_tool_and_done_frames_at_once_after_pending_deltas() -> None:
+    sink = ListSink()
+    coalescer = Coalescer(sink, interval=10)
+    tool = {"type": "tool_call", "id": "call_1", "name": "create_document", "arguments": "{}"}
+    await coalescer.add({"type": "delta", "text": "Let me "})
+    await coalescer.add({"type": "delta", "text": "write that."})
+    await coalescer.add(tool)
+    assert sink.frames == [{"type": "delta", "text": "Let me write that."}, tool]
+
+    await coalescer.add({"type": "delta", "text": "Done."})
+    await coalescer.add(done())
+    assert sink.frames[2:] == [{"type": "delta", "text": "Done."}, done()]
+
+
+async def test_coalescer_flushes_a_trailing_delta_within_the_interval() -> None:
+    sink = ListSink()
+    coalescer = Coalescer(sink, interval=0.05)
+    started = time.monotonic()
+    await coalescer.add({"type": "delta", "text": "tail"})
+    await asyncio.sleep(0.3)
+
+    assert sink.frames == [{"type": "delta", "text": "tail"}]
+    assert 0.05 <= sink.times[0] - started + 0.005 <= 0.2  # interval plus event-loop latency
+    await coalescer.aclose()
+    assert len(sink.frames) == 1
+
+
+async def test_coalescer_raises_a_sink_error_from_its_timer_on_the_next_call() -> None:
+    async def broken(frame: Frame) -> int:
+        raise ConnectionError("redis is down")
+
+    coalescer = Coalescer(broken, interval=0.01)
+    await coalescer.add({"type": "delta", "text": "x"})
+    await asyncio.sleep(0.05)
+    with pytest.raises(ConnectionError):
+        await coalescer.add({"type": "delta", "text": "y"})
+
+
+async def test_stored_bytes_grow_linearly_with_the_reply_length(buffer: StreamBuffer) -> None:
+    async def stored(reply_length: int) -> tuple[int, int]:
+        message_id = new_id()
+        coalescer = Coalescer(lambda frame: buffer.append(message_id, frame), interval=0.005)
+        for n in range(reply_length):
+            await coalescer.add({"type": "delta", "text": "abcdefghij"[n % 10]})
+            if n % 20 == 0:
+                await asyncio.sleep(0.001)
+        await coalescer.add(done())
+        frames = await buffer.replay(message_id)
+        text = "".join(frame.get("text", "") for frame in frames)
+        assert text == "".join("abcdefghij"[n % 10] for n in range(reply_length))
+        client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+        try:
+            entries = await client.xrange(buffer.stream_key(message_id))
+        finally:
+            await client.aclose()
+        return len(text), len(entries), sum(len(fields["f"].encode()) for _, fields in entries)
+
+    for length in (1000, 4000):
+        text_length, frame_count, stored_bytes = await stored(length)
+        # Every character is stored once; each frame adds only its small JSON envelope.
+        assert text_length == length
+        assert frame_count < length / 5
+        assert stored_bytes <= text_length + 40 * frame_count
