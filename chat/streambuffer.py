@@ -70,6 +70,11 @@ class StreamBuffer:
         self._redis: redis.Redis = redis.Redis.from_url(redis_url, decode_responses=True)
         self._append = self._redis.register_script(_APPEND_SCRIPT)
 
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis client (this loop's), for small keys beside the streams (stop flags, heartbeats)."""
+        return self._redis
+
     async def aclose(self) -> None:
         await self._redis.aclose()
 

@@ -66,6 +66,7 @@ class Route:
     supports_tools: bool
     supports_reasoning: bool
     input_modalities: tuple[str, ...]
+    context_window: int
     max_output_tokens: int
     input_price_per_mtok: Decimal
     output_price_per_mtok: Decimal
@@ -187,6 +188,7 @@ def _route(model: Model | UserByokModel, *, model_id: str, byok: bool, candidate
         supports_tools=model.supports_tools,
         supports_reasoning=model.supports_reasoning,
         input_modalities=tuple(model.input_modalities),
+        context_window=model.context_window,
         max_output_tokens=model.max_output_tokens,
         input_price_per_mtok=getattr(model, "input_price_per_mtok", Decimal(0)),
         output_price_per_mtok=getattr(model, "output_price_per_mtok", Decimal(0)),

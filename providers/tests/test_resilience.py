@@ -58,6 +58,7 @@ def _route(*candidates: Candidate) -> Route:
         supports_tools=True,
         supports_reasoning=False,
         input_modalities=("text",),
+        context_window=100_000,
         max_output_tokens=1000,
         input_price_per_mtok=Decimal(0),
         output_price_per_mtok=Decimal(0),

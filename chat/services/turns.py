@@ -1,0 +1,175 @@
+"""Starting a turn: checks, then the user's message and the reply placeholder saved together.
+
+Nothing here calls a model: the user's message is saved before any model is called, and the
+caller starts the generation (`chat.runner.generation_start`) once this returns.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from accounts.limits import turn_admit
+from accounts.models import User
+from chat.models import Chat, Message, Role, Status
+from chat.services.tree import chat_create, message_append, message_edit, message_regenerate
+from providers.routing import RouteError, route_for
+from providers.selectors import default_model_for
+
+# Reserved per turn before the real usage is known (settled when the reply ends).
+RESERVED_OUTPUT_TOKENS = 1_000
+MAX_CONTENT_CHARACTERS = 100_000
+
+
+class TurnRefused(Exception):
+    """The turn cannot start; `code` and `message` go to the client as an error frame."""
+
+    def __init__(self, code: str, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    chat: Chat
+    user_message: Message | None  # None for a regeneration
+    assistant_message: Message
+    created: bool  # False: this client_id was sent before; nothing new was started
+
+
+def _text_parts(text: str) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": text}]
+
+
+def _owned_chat(user: User, chat_id: Any) -> Chat:
+    chat = Chat.objects.filter(pk=chat_id, owner=user, deleted_at__isnull=True).select_related("active_leaf").first()
+    if chat is None:
+        raise TurnRefused("not_found", "No such chat.")
+    return chat
+
+
+def _owned_message(user: User, message_id: Any) -> Message:
+    message = (
+        Message.objects.filter(pk=message_id, chat__owner=user, chat__deleted_at__isnull=True)
+        .select_related("chat", "parent")
+        .first()
+    )
+    if message is None:
+        raise TurnRefused("not_found", "No such message.")
+    return message
+
+
+def _checked_model(user: User, model_id: str) -> str:
+    """`model_id`, or the user's default when empty, if the user may call it now."""
+    if not model_id:
+        default = default_model_for(user)
+        if default is None:
+            raise TurnRefused("no_model", "No model is available to you right now.")
+        model_id = default.model_id
+    try:
+        route_for(user=user, model_id=model_id)
+    except RouteError as error:
+        raise TurnRefused(str(error.code), error.message) from None
+    return model_id
+
+
+def _admit(user: User, estimated_input: int) -> None:
+    decision = turn_admit(user=user, estimated_tokens=estimated_input + RESERVED_OUTPUT_TOKENS)
+    if not decision.allowed:
+        wait = None if math.isinf(decision.retry_after_seconds) else math.ceil(decision.retry_after_seconds)
+        when = "Your plan does not allow this." if wait is None else f"Try again in {wait} s."
+        raise TurnRefused("rate_limited", f"Too many requests. {when}", retry_after=wait)
+
+
+def _estimate_tokens(text: str) -> int:
+    return len(text) // 4 + 8
+
+
+def _reply_placeholder(chat: Chat, parent: Message, model_id: str) -> Message:
+    return message_append(
+        chat=chat, parent=parent, role=Role.ASSISTANT, content=[], model_id=model_id, status=Status.STREAMING
+    )
+
+
+def _repeated_send(user: User, client_id: str | None) -> TurnStarted | None:
+    if not client_id:
+        return None
+    sent = Message.objects.filter(chat__owner=user, client_id=client_id).select_related("chat").first()
+    if sent is None:
+        return None
+    reply = Message.objects.filter(parent=sent, role=Role.ASSISTANT).order_by("rank").first()
+    if reply is None:
+        return None
+    return TurnStarted(chat=sent.chat, user_message=sent, assistant_message=reply, created=False)
+
+
+def turn_send(
+    *,
+    user: User,
+    chat_id: Any,
+    parent_id: Any,
+    content: str,
+    model_id: str | None,
+    client_id: str | None = None,
+) -> TurnStarted:
+    """A user message (in a new chat when chat_id is None) and an empty reply to stream into."""
+    if not content.strip():
+        raise TurnRefused("bad_request", "The message is empty.")
+    if len(content) > MAX_CONTENT_CHARACTERS:
+        raise TurnRefused("bad_request", f"The message is longer than {MAX_CONTENT_CHARACTERS} characters.")
+    repeated = _repeated_send(user, client_id)
+    if repeated is not None:
+        return repeated
+    chat = _owned_chat(user, chat_id) if chat_id else None
+    model = _checked_model(user, model_id or (chat.default_model if chat else "") or "")
+    with transaction.atomic():
+        _admit(user, _estimate_tokens(content))
+        if chat is None:
+            chat = chat_create(owner=user, default_model=model)
+            parent = None
+        else:
+            parent = _owned_message(user, parent_id) if parent_id else None
+            if parent is not None and parent.chat_id != chat.pk:
+                raise TurnRefused("not_found", "No such message in this chat.")
+        question = message_append(
+            chat=chat, parent=parent, role=Role.USER, content=_text_parts(content), text=content, client_id=client_id
+        )
+        reply = _reply_placeholder(chat, question, model)
+    return TurnStarted(chat=chat, user_message=question, assistant_message=reply, created=True)
+
+
+def turn_edit(*, user: User, message_id: Any, content: str, model_id: str | None = None) -> TurnStarted:
+    """A user message gets a new sibling with the new text, and a reply to it."""
+    original = _owned_message(user, message_id)
+    if original.role != Role.USER:
+        raise TurnRefused("bad_request", "Only your own messages can be edited.")
+    if not content.strip():
+        raise TurnRefused("bad_request", "The message is empty.")
+    model = _checked_model(user, model_id or original.chat.default_model)
+    with transaction.atomic():
+        _admit(user, _estimate_tokens(content))
+        edited = message_edit(message=original, content=_text_parts(content), text=content)
+        reply = _reply_placeholder(original.chat, edited, model)
+    return TurnStarted(chat=original.chat, user_message=edited, assistant_message=reply, created=True)
+
+
+def turn_regenerate(*, user: User, message_id: Any, model_id: str | None = None) -> TurnStarted:
+    """An assistant message gets a new sibling reply, optionally from another model."""
+    original = _owned_message(user, message_id)
+    if original.role != Role.ASSISTANT or original.parent is None:
+        raise TurnRefused("bad_request", "Only replies can be regenerated.")
+    model = _checked_model(user, model_id or original.model_id or original.chat.default_model)
+    with transaction.atomic():
+        _admit(user, _estimate_tokens(original.parent.text))
+        reply = message_regenerate(message=original, model_id=model)
+    return TurnStarted(chat=original.chat, user_message=None, assistant_message=reply, created=True)
+
+
+def new_client_id() -> str:
+    return uuid.uuid4().hex
