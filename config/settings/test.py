@@ -1,18 +1,24 @@
-"""Tests: the same real servers as development, kept apart from its data.
+"""Tests: the same real servers as development, kept apart from its data and from other runs.
 
-PostgreSQL: pytest-django creates and migrates `test_<name>` beside the configured database.
-Redis: the tests use logical database 15 of the configured server and flush it freely.
+Each test run has an id (`ARBOR_TEST_RUN`, the first process's pid, inherited by the processes
+it starts: the Celery worker, `serve`), so two runs at once never share state:
+- PostgreSQL: pytest-django creates `test_<name>_<run>` beside the configured database;
+- Redis: logical database 8-13, chosen by the run id; the suite empties it and its keys freely.
 """
 
 from __future__ import annotations
 
+import os
+
 from config.redis_urls import redis_url_with_db
 from config.settings.base import *  # noqa: F403
-from config.settings.base import REDIS_URL, redis_backed_settings
+from config.settings.base import DATABASES, REDIS_URL, redis_backed_settings
 
-TEST_REDIS_DB = 15
+TEST_RUN = os.environ.setdefault("ARBOR_TEST_RUN", str(os.getpid()))
+TEST_REDIS_DB = 8 + int(TEST_RUN) % 6
 
 DEBUG = False
+DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{TEST_RUN}"}
 globals().update(redis_backed_settings(redis_url_with_db(REDIS_URL, TEST_REDIS_DB)))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEMO_TOKEN_DELAY = 0.0

@@ -25,7 +25,7 @@ from config.redis_urls import redis_url_with_db
 from conftest import database_url_named, process_environment
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-SERVE_DATABASE = "arbor_serve_test"
+SERVE_DATABASE = f"arbor_serve_test_{settings.TEST_RUN}"
 SERVE_REDIS_DB = 14
 READY_LINE = "Arbor is running at"
 

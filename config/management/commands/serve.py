@@ -40,6 +40,7 @@ class Command(BaseCommand):
         try:
             call_command("migrate", interactive=False, verbosity=0)
             call_command("seed_catalog", verbosity=0)
+            call_command("recover_streams", verbosity=0)
             call_command("ensure_local_admin")
         except KeyboardInterrupt:
             raise SystemExit(INTERRUPTED_EXIT_CODE) from None
