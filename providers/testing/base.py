@@ -111,7 +111,8 @@ class FakeVendorServer:
     default_reply: ClassVar[Reply] = Reply(events=(Say("Hello from the fake server."), Count(5, 6), End()))
     models: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self) -> None:
+    def __init__(self, *, port: int = 0) -> None:
+        self.port = port
         self.behaviours: deque[Behaviour] = deque()
         self.requests: list[RecordedRequest] = []
         self._stopping = threading.Event()
@@ -153,7 +154,7 @@ class FakeVendorServer:
         return f"http://{host}:{port}"
 
     def start(self) -> FakeVendorServer:
-        self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _QuietServer(("127.0.0.1", self.port), _handler_for(self))
         # A short poll interval: stop() waits up to one interval for the serving loop to notice.
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name=f"{self.name}-server", daemon=True

@@ -1,0 +1,49 @@
+"""Run a fake vendor server on 127.0.0.1 until interrupted, answering every request with a long
+reply at a steady pace: for the benchmarks, and to try Arbor with no key and no network.
+
+    .venv/bin/python -m providers.testing openai --port 9100 --tokens 300 --rate 30
+    OPENAI_API_KEY=sk-fake OPENAI_BASE_URL=http://127.0.0.1:9100/v1 make run
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from django.utils.module_loading import import_string
+
+from providers.testing.base import Count, End, Reply, Say
+
+SERVERS = {
+    "openai": "providers.testing.openai_server.OpenAIServer",
+    "anthropic": "providers.testing.anthropic_server.AnthropicServer",
+    "google": "providers.testing.gemini_server.GeminiServer",
+}
+
+
+def steady_reply(tokens: int, rate: float) -> Reply:
+    words = tuple(Say(f"token{index} ") for index in range(tokens))
+    return Reply(events=(*words, Count(20, tokens), End()), delay=1 / rate if rate > 0 else 0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("vendor", choices=sorted(SERVERS))
+    parser.add_argument("--port", type=int, default=0, help="0: any free port (printed)")
+    parser.add_argument("--tokens", type=int, default=300, help="words per reply")
+    parser.add_argument("--rate", type=float, default=30.0, help="words per second (0: as fast as possible)")
+    options = parser.parse_args()
+    server = import_string(SERVERS[options.vendor])(port=options.port)
+    server.default_reply = steady_reply(options.tokens, options.rate)
+    server.start()
+    print(server.url, flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    stopped.wait()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
