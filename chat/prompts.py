@@ -1,0 +1,186 @@
+"""What a model is sent: the system prompt, built from layers at request time, and the branch as
+contract messages trimmed to the model's context window.
+
+The system prompt is never stored as messages: it is built for each request from, in order,
+the platform prompt → the user's tier → the user's custom instructions → the chat's preset
+(`Chat.instructions`), so editing any layer applies to the next turn of every chat.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+from django.conf import settings
+from django.utils import timezone
+
+from chat.models import Chat, Role, Status
+from providers.contract import ChatMessage, TextPart, ToolCall
+
+# `{date}` is replaced by today's date (the server's time zone); the rest is sent as it is.
+DEFAULT_PLATFORM_PROMPT = (
+    "You are Arbor, a helpful assistant. Today's date is {date}. "
+    "Answer clearly and format answers in Markdown where it helps (lists, tables, code blocks)."
+)
+
+# The token estimate: ~4 characters per token for English text and code, plus a few tokens per
+# message for the role and framing every vendor adds. It is cheap (no tokenizer, no vendor
+# call) and errs a little high for English; `reserve_output` leaves the reply its room.
+CHARS_PER_TOKEN = 4
+TOKENS_PER_MESSAGE = 4
+
+
+# --- The system prompt -------------------------------------------------------------------------
+def platform_prompt() -> str:
+    prompt = getattr(settings, "PLATFORM_SYSTEM_PROMPT", DEFAULT_PLATFORM_PROMPT)
+    # replace(), not format(): an operator's prompt may contain braces.
+    return (prompt or "").replace("{date}", timezone.localdate().isoformat())
+
+
+def system_prompt_for(*, chat: Chat, user: Any) -> str:
+    """The non-empty layers (platform → tier → custom instructions → chat preset), joined by
+    blank lines. Tier prompts and custom instructions are read with getattr: models may not have
+    them yet, and a missing layer is simply left out."""
+    tier = getattr(user, "tier", None)
+    layers = (
+        platform_prompt(),
+        getattr(tier, "system_prompt", "") if tier is not None else "",
+        getattr(user, "custom_instructions", ""),
+        chat.instructions,
+    )
+    return "\n\n".join(layer.strip() for layer in layers if layer and layer.strip())
+
+
+# --- Content parts -----------------------------------------------------------------------------
+def content_parts(content: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A message's parts, whether the row holds them as JSON text (raw cursor) or decoded."""
+    if isinstance(content, str):
+        content = json.loads(content) if content else []
+    return [part for part in content or () if isinstance(part, dict)]
+
+
+def text_of(content: str | list[dict[str, Any]] | None) -> str:
+    """The text parts of a message, joined (reasoning, tool calls and files left out)."""
+    return "".join(str(part.get("text") or "") for part in content_parts(content) if part.get("type") == "text")
+
+
+# --- The branch as contract messages -----------------------------------------------------------
+# Stored roles sent to a model, and who speaks a stored message's text and tool calls (a stored
+# `tool` message carries only results: its other parts have no speaker).
+_SENT_ROLES = frozenset({Role.USER.value, Role.ASSISTANT.value, Role.TOOL.value})
+_SPEAKERS: dict[str, Literal["user", "assistant"]] = {Role.USER.value: "user", Role.ASSISTANT.value: "assistant"}
+
+
+class _Turn:
+    """The contract messages one stored message becomes, and their estimated token count.
+
+    An assistant message may hold a whole tool loop as parts (text, tool calls, their results,
+    more text): every tool result closes the assistant message before it and becomes a `tool`
+    message, in order. Few objects per turn: building 20,000 of them is dominated by the
+    garbage collector's passes, which grow with every container allocated."""
+
+    __slots__ = ("call_ids", "messages", "result_ids", "role", "tokens")
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+        self.messages: list[ChatMessage] = []
+        self.tokens = 0
+        self.call_ids: list[str] | None = None
+        self.result_ids: list[str] | None = None
+
+
+def _close(turn: _Turn, speaker: Literal["user", "assistant"] | None, text: list[str], calls: list[ToolCall]) -> None:
+    """End the message being gathered (text and tool calls) and start a new one."""
+    joined = "".join(text)
+    if speaker is not None and (joined or calls):
+        parts = (TextPart(joined),) if joined else ()
+        turn.messages.append(ChatMessage(role=speaker, parts=parts, tool_calls=tuple(calls)))
+        turn.tokens += TOKENS_PER_MESSAGE + len(joined) // CHARS_PER_TOKEN
+    text.clear()
+    calls.clear()
+
+
+def _turn_of(role: str, parts: Iterable[dict[str, Any]]) -> _Turn:
+    turn = _Turn(role)
+    speaker = _SPEAKERS.get(role)
+    text: list[str] = []
+    calls: list[ToolCall] = []
+    for part in parts:
+        kind = part.get("type")
+        if kind == "text":
+            text.append(str(part.get("text") or ""))
+        elif kind == "tool_call" and speaker == "assistant":
+            call = ToolCall(
+                id=str(part.get("id") or ""),
+                name=str(part.get("name") or ""),
+                arguments=str(part.get("arguments") or ""),
+            )
+            calls.append(call)
+            turn.call_ids = turn.call_ids or []
+            turn.call_ids.append(call.id)
+            turn.tokens += (len(call.name) + len(call.arguments)) // CHARS_PER_TOKEN
+        elif kind == "tool_result":
+            _close(turn, speaker, text, calls)
+            call_id = str(part.get("tool_call_id") or "")
+            result = str(part.get("text") or "")
+            turn.messages.append(ChatMessage(role="tool", parts=(TextPart(result),), tool_call_id=call_id))
+            turn.result_ids = turn.result_ids or []
+            turn.result_ids.append(call_id)
+            turn.tokens += TOKENS_PER_MESSAGE + len(result) // CHARS_PER_TOKEN
+    _close(turn, speaker, text, calls)
+    return turn
+
+
+def _paired(turns: Sequence[_Turn]) -> list[ChatMessage]:
+    """The turns' messages, without tool calls that got no result (a stopped tool loop) and
+    results whose call was trimmed away: vendors refuse either."""
+    results = {call_id for turn in turns if turn.result_ids for call_id in turn.result_ids}
+    calls = {call_id for turn in turns if turn.call_ids for call_id in turn.call_ids}
+    messages: list[ChatMessage] = []
+    for turn in turns:
+        for message in turn.messages:
+            if message.role == "tool" and message.tool_call_id not in calls:
+                continue
+            if message.tool_calls and any(call.id not in results for call in message.tool_calls):
+                kept = tuple(call for call in message.tool_calls if call.id in results)
+                if not kept and not message.parts:
+                    continue
+                message = ChatMessage(role=message.role, parts=message.parts, tool_calls=kept)  # noqa: PLW2901
+            messages.append(message)
+    return messages
+
+
+def context_messages(*, rows: Sequence[Sequence[Any]], max_input_tokens: int, reserve_output: int) -> list[ChatMessage]:
+    """The branch (rows of `chat.selectors.BRANCH_FIELDS`: id, parent_id, role, content, status,
+    model_id; root first) as contract messages that fit `max_input_tokens - reserve_output`.
+
+    Trimming drops whole turns from the oldest side. Everything from the newest user message on
+    is always kept, even over budget (the vendor then answers context_too_long, which says the
+    right thing). The result starts with a user message whenever the kept turns contain one.
+    Rows are read newest first and reading stops at the budget, so the cost is O(kept rows),
+    at most O(n). System rows and messages with nothing to send (an empty placeholder, an
+    errored reply with no text) are skipped: the system prompt is built per request.
+    """
+    budget = max_input_tokens - reserve_output
+    newest_user = next((index for index in range(len(rows) - 1, -1, -1) if rows[index][2] == "user"), None)
+    kept: list[_Turn] = []  # newest first
+    used = 0
+    for index in range(len(rows) - 1, -1, -1):
+        _id, _parent, role, content, status, _model = rows[index][:6]
+        if role not in _SENT_ROLES:
+            continue
+        parts = content_parts(content)
+        if status == Status.ERROR.value and role == "assistant" and not parts:
+            continue
+        turn = _turn_of(role, parts)
+        if not turn.messages:
+            continue
+        mandatory = newest_user is not None and index >= newest_user
+        if not mandatory and used + turn.tokens > budget:
+            break
+        kept.append(turn)
+        used += turn.tokens
+    kept.reverse()
+    first_user = next((position for position, turn in enumerate(kept) if turn.role == "user"), 0)
+    return _paired(kept[first_user:])
