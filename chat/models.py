@@ -18,9 +18,11 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GistIndex
+from django.contrib.postgres.indexes import GinIndex, GistIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Left
 from django_ltree.fields import PathField
 
 
@@ -56,6 +58,8 @@ class Chat(models.Model):
         indexes = [
             models.Index(fields=["owner", "-pinned", "-last_activity_at"], name="chat_list"),
             models.Index(fields=["owner", "updated_at"], name="chat_changes"),
+            # Full-text search over titles; chat.queries reads this expression back from here.
+            GinIndex(SearchVector("title", config="simple"), name="chat_title_search"),
         ]
 
     def __str__(self) -> str:
@@ -115,6 +119,10 @@ class Message(models.Model):
                 condition=Q(selected_rank__isnull=True) | Q(selected_rank__gt=0),
             ),
             models.Index(fields=["status"], name="message_streaming", condition=Q(status="streaming")),
+            # Full-text search over message text (its first 100,000 characters: a tsvector holds
+            # at most 1 MB of lexemes, and one huge paste must not make its insert fail).
+            # chat.queries reads this expression back from here, so query and index stay one.
+            GinIndex(SearchVector(Left("text", 100_000), config="simple"), name="message_text_search"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["chat", "path", "depth"], name="message_position"),

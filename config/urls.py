@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from chat import api as chat_api
 from config import views
 
 urlpatterns = [
@@ -11,5 +12,8 @@ urlpatterns = [
     path("livez", views.livez, name="livez"),
     path("accounts/", include("accounts.urls")),
     path("api/providers/", include("providers.urls")),
+    path("api/", include("chat.urls")),
+    path("share/<str:token>", chat_api.share_page, name="share"),
+    path("share/<str:token>/fork", chat_api.share_fork, name="share-fork"),
     path("admin/", admin.site.urls),
 ]
