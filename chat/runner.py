@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ from providers.contract import (
 )
 
 logger = logging.getLogger(__name__)
+
+# Generations' database work runs in the thread pool, not Channels' single thread-sensitive
+# thread: hundreds of concurrent replies must not queue behind one another's saves.
+sync_db = functools.partial(database_sync_to_async, thread_sensitive=False)
 
 RUNNING: dict[str, asyncio.Task[None]] = {}
 STOP_PREFIX = "arbor:stop:"
@@ -92,7 +97,7 @@ class Reply:
         return None
 
 
-async def generation_start(message_id: UUID | str) -> asyncio.Task[None]:
+async def generation_start(message_id: UUID | str, *, route: Any = None) -> asyncio.Task[None]:
     """Start generating into an assistant placeholder and return its task at once. The buffer
     is open when this returns, so a tab told about the reply can follow it straight away."""
     key = str(message_id)
@@ -100,7 +105,7 @@ async def generation_start(message_id: UUID | str) -> asyncio.Task[None]:
     if running is not None and not running.done():
         return running
     await stream_buffer().open(key)
-    task = asyncio.get_running_loop().create_task(_generate(key), name=f"generation {key}")
+    task = asyncio.get_running_loop().create_task(_generate(key, route), name=f"generation {key}")
     RUNNING[key] = task
     task.add_done_callback(lambda finished: RUNNING.pop(key, None) if RUNNING.get(key) is finished else None)
     return task
@@ -116,15 +121,16 @@ async def generation_stop(message_id: UUID | str) -> None:
         task.cancel()
 
 
-@database_sync_to_async
-def _prepare(message_id: str) -> tuple[Any, ChatRequest]:
+@sync_db
+def _prepare(message_id: str, route: Any) -> tuple[Any, ChatRequest]:
     from chat.prompts import context_messages, system_prompt_for
     from chat.selectors import ancestor_rows
     from providers.routing import route_for
 
     message = Message.objects.select_related("chat__owner__tier", "parent").get(pk=message_id)
     user = message.chat.owner
-    route = route_for(user=user, model_id=message.model_id)
+    if route is None or route.model_id != message.model_id:
+        route = route_for(user=user, model_id=message.model_id)
     rows = ancestor_rows(message.parent) if message.parent is not None else []
     request = ChatRequest(
         model=route.candidates[0].provider_model_id,
@@ -139,7 +145,7 @@ def _prepare(message_id: str) -> tuple[Any, ChatRequest]:
     return route, request
 
 
-@database_sync_to_async
+@sync_db
 def _save(message_id: str, reply: Reply, status: str, *, started: float, error: ProviderError | None) -> None:
     from accounts.limits import TOKENS, limit_charge, limit_refund
     from chat.services.turns import RESERVED_OUTPUT_TOKENS
@@ -175,7 +181,7 @@ def _save(message_id: str, reply: Reply, status: str, *, started: float, error: 
         title_chat_after_commit(str(message.chat_id))
 
 
-@database_sync_to_async
+@sync_db
 def _mark_provider(message_id: str, provider: str) -> None:
     Message.objects.filter(pk=message_id).update(provider=provider)
 
@@ -196,7 +202,7 @@ def _done_frame(reply: Reply, status: str, error: ProviderError | None) -> dict[
     return frame
 
 
-async def _generate(message_id: str) -> None:
+async def _generate(message_id: str, route: Any = None) -> None:
     from providers.resilience import RoutedStream
     from providers.routing import RouteError
 
@@ -207,7 +213,7 @@ async def _generate(message_id: str) -> None:
     coalescer = Coalescer(lambda frame: buffer.append(message_id, frame))
     status, error = Status.COMPLETE, None
     try:
-        route, request = await _prepare(message_id)
+        route, request = await _prepare(message_id, route)
         stream = RoutedStream(route, request)
         last_check = last_beat = time.monotonic()
         async for event in stream:

@@ -17,7 +17,7 @@ from accounts.limits import turn_admit
 from accounts.models import User
 from chat.models import Chat, Message, Role, Status
 from chat.services.tree import chat_create, message_append, message_edit, message_regenerate
-from providers.routing import RouteError, route_for
+from providers.routing import Route, RouteError, route_for
 from providers.selectors import default_model_for
 
 # Reserved per turn before the real usage is known (settled when the reply ends).
@@ -41,6 +41,7 @@ class TurnStarted:
     user_message: Message | None  # None for a regeneration
     assistant_message: Message
     created: bool  # False: this client_id was sent before; nothing new was started
+    route: Route | None = None  # the route checked for the reply: the runner need not resolve it again
 
 
 def _text_parts(text: str) -> list[dict[str, Any]]:
@@ -65,18 +66,17 @@ def _owned_message(user: User, message_id: Any) -> Message:
     return message
 
 
-def _checked_model(user: User, model_id: str) -> str:
-    """`model_id`, or the user's default when empty, if the user may call it now."""
+def _checked_model(user: User, model_id: str) -> Route:
+    """The route to `model_id` (or the user's default when empty), if the user may call it now."""
     if not model_id:
         default = default_model_for(user)
         if default is None:
             raise TurnRefused("no_model", "No model is available to you right now.")
         model_id = default.model_id
     try:
-        route_for(user=user, model_id=model_id)
+        return route_for(user=user, model_id=model_id)
     except RouteError as error:
         raise TurnRefused(str(error.code), error.message) from None
-    return model_id
 
 
 def _admit(user: User, estimated_input: int) -> None:
@@ -127,7 +127,8 @@ def turn_send(
     if repeated is not None:
         return repeated
     chat = _owned_chat(user, chat_id) if chat_id else None
-    model = _checked_model(user, model_id or (chat.default_model if chat else "") or "")
+    route = _checked_model(user, model_id or (chat.default_model if chat else "") or "")
+    model = route.model_id
     with transaction.atomic():
         _admit(user, _estimate_tokens(content))
         if chat is None:
@@ -141,7 +142,7 @@ def turn_send(
             chat=chat, parent=parent, role=Role.USER, content=_text_parts(content), text=content, client_id=client_id
         )
         reply = _reply_placeholder(chat, question, model)
-    return TurnStarted(chat=chat, user_message=question, assistant_message=reply, created=True)
+    return TurnStarted(chat=chat, user_message=question, assistant_message=reply, created=True, route=route)
 
 
 def turn_edit(*, user: User, message_id: Any, content: str, model_id: str | None = None) -> TurnStarted:
@@ -151,12 +152,13 @@ def turn_edit(*, user: User, message_id: Any, content: str, model_id: str | None
         raise TurnRefused("bad_request", "Only your own messages can be edited.")
     if not content.strip():
         raise TurnRefused("bad_request", "The message is empty.")
-    model = _checked_model(user, model_id or original.chat.default_model)
+    route = _checked_model(user, model_id or original.chat.default_model)
+    model = route.model_id
     with transaction.atomic():
         _admit(user, _estimate_tokens(content))
         edited = message_edit(message=original, content=_text_parts(content), text=content)
         reply = _reply_placeholder(original.chat, edited, model)
-    return TurnStarted(chat=original.chat, user_message=edited, assistant_message=reply, created=True)
+    return TurnStarted(chat=original.chat, user_message=edited, assistant_message=reply, created=True, route=route)
 
 
 def turn_regenerate(*, user: User, message_id: Any, model_id: str | None = None) -> TurnStarted:
@@ -164,11 +166,12 @@ def turn_regenerate(*, user: User, message_id: Any, model_id: str | None = None)
     original = _owned_message(user, message_id)
     if original.role != Role.ASSISTANT or original.parent is None:
         raise TurnRefused("bad_request", "Only replies can be regenerated.")
-    model = _checked_model(user, model_id or original.model_id or original.chat.default_model)
+    route = _checked_model(user, model_id or original.model_id or original.chat.default_model)
+    model = route.model_id
     with transaction.atomic():
         _admit(user, _estimate_tokens(original.parent.text))
         reply = message_regenerate(message=original, model_id=model)
-    return TurnStarted(chat=original.chat, user_message=None, assistant_message=reply, created=True)
+    return TurnStarted(chat=original.chat, user_message=None, assistant_message=reply, created=True, route=route)
 
 
 def new_client_id() -> str:
