@@ -1,38 +1,360 @@
-"""The chat WebSocket (`/ws/chat/`, protocol in docs/protocol.md).
+"""The chat WebSocket (`/ws/chat/`; the protocol is docs/protocol.md).
 
-Handshake and framing only so far: a socket without a signed-in user (guests count) is closed
-with 4401; every frame gets an `error` frame back, echoing its `req`, until the chat core
-implements the frame types.
+Thin: a frame's shape is checked here (types, ids, lengths), one service is called, the answer
+is sent. Generations do not belong to a socket: `chat.runner` runs them and writes their frames
+to the stream buffer; a socket only *follows* a reply, with one follower task per (socket,
+message). A second follow of the same message replaces the first; closing the socket cancels
+its followers and never a generation. Every socket of a user joins the channel-layer group
+`user.<id>`; a `chat.event` message there carries a ready `frame` for the user's tabs (titles,
+new generations, switches), skipping the socket named in `skip` (the tab that caused it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import math
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import IntegrityError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from accounts.models import User
+from chat.models import Message, Role, Status
+from chat.runner import INTERRUPTED, generation_start, generation_stop, sync_db
+from chat.services.titles import user_group
+from chat.services.tree import message_switch
+from chat.services.turns import (
+    MAX_CONTENT_CHARACTERS,
+    TurnRefused,
+    TurnStarted,
+    turn_edit,
+    turn_regenerate,
+    turn_send,
+)
+from chat.streambuffer import BufferExpired, stream_buffer
+
+logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
+MAX_MODEL_CHARACTERS = 200
+MAX_CLIENT_ID_CHARACTERS = 100
+MAX_REQ_CHARACTERS = 100
+MAX_SEQ = 2**53  # a Redis stream id's part, and the largest integer every JSON reader keeps exactly
+
+Frame = dict[str, Any]
+
+
+class FrameError(Exception):
+    """Answered with an `error` frame (code, message); the socket stays open."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _bad(message: str) -> FrameError:
+    return FrameError("bad_frame", message)
+
+
+def _not_found() -> FrameError:
+    # The same answer for another user's message as for a missing one: ids are not probeable.
+    return FrameError("not_found", "No such message.")
+
+
+# --- Field checks: each takes (field name, value) and returns the clean value or raises -------
+Check = Callable[[str, Any], Any]
+
+
+def _id(name: str, value: Any) -> str:
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            pass
+    raise _bad(f"`{name}` must be an id (a UUID string).")
+
+
+def _string(limit: int) -> Check:
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise _bad(f"`{name}` must be a string.")
+        if len(value) > limit:
+            raise _bad(f"`{name}` is longer than {limit} characters.")
+        return value
+
+    return check
+
+
+def _optional(check: Check) -> Check:
+    return lambda name, value: None if value is None else check(name, value)
+
+
+def _seq(name: str, value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEQ:
+        raise _bad(f"`{name}` must be a whole number, 0 or more.")
+    return value
+
+
+_CONTENT = _string(MAX_CONTENT_CHARACTERS)
+_MODEL = _optional(_string(MAX_MODEL_CHARACTERS))
+
+# Each frame type's fields and their checks (other keys are ignored; a missing key is None).
+FRAMES: dict[str, dict[str, Check]] = {
+    "send": {
+        "chat_id": _optional(_id),
+        "parent_id": _optional(_id),
+        "content": _CONTENT,
+        "model": _MODEL,
+        "client_id": _optional(_string(MAX_CLIENT_ID_CHARACTERS)),
+    },
+    "edit": {"message_id": _id, "content": _CONTENT, "model": _MODEL},
+    "regenerate": {"message_id": _id, "model": _MODEL},
+    "stop": {"message_id": _id},
+    "switch": {"message_id": _id},
+    "resume": {"message_id": _id, "after_seq": _seq},
+    "ping": {},
+}
+
+
+def _valid_req(req: Any) -> bool:
+    if isinstance(req, str):
+        return len(req) <= MAX_REQ_CHARACTERS
+    return req is None or (isinstance(req, int | float) and not isinstance(req, bool) and math.isfinite(req))
+
+
+# --- Database calls (sync, run in the thread pool) ----------------------------------------------
+@sync_db
+def _send(user: User, **fields: Any) -> TurnStarted:
+    try:
+        return turn_send(user=user, **fields)
+    except IntegrityError:
+        if not fields.get("client_id"):
+            raise
+        # The same client_id raced in on another socket and won: this retry finds its turn.
+        return turn_send(user=user, **fields)
+
+
+def _owned(user: User, message_id: str) -> Message | None:
+    return (
+        Message.objects.filter(pk=message_id, chat__owner=user, chat__deleted_at__isnull=True)
+        .select_related("chat")
+        .first()
+    )
+
+
+@sync_db
+def _switch(user: User, message_id: str) -> tuple[str, str] | None:
+    """(chat id, new active leaf id) after selecting the user's message; None if not theirs."""
+    message = _owned(user, message_id)
+    if message is None:
+        return None
+    return str(message.chat_id), str(message_switch(message=message).pk)
+
+
+def saved_frames(message: Message) -> list[Frame]:
+    """A reply from the database once its buffer is gone: one `snapshot` delta with the whole
+    text (and reasoning) and its `done`. Neither has a seq. A reply still `streaming` with no
+    buffer has no generation writing it (its process died): it ends as `interrupted`, and no
+    generation is started again."""
+    message_id = str(message.pk)
+    reasoning = "".join(
+        str(part.get("text", ""))
+        for part in message.content or []
+        if isinstance(part, dict) and part.get("type") == "reasoning"
+    )
+    snapshot: Frame = {"type": "delta", "message_id": message_id, "seq": None, "snapshot": True, "text": message.text}
+    if reasoning:
+        snapshot["reasoning"] = reasoning
+    done: Frame = {"type": "done", "message_id": message_id, "seq": None, "status": message.status}
+    done.update(finish_reason=message.finish_reason, usage=message.usage or {})
+    if message.status == Status.STREAMING:
+        done.update(status=Status.ERROR, error={"code": "interrupted", "message": INTERRUPTED})
+    elif message.error_code:
+        done["error"] = {"code": message.error_code, "message": message.error_message}
+    return [snapshot, done]
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user: User | None = None
+        self.group: str | None = None
+        self.followers: dict[str, asyncio.Task[None]] = {}
+
+    # --- Connection ---------------------------------------------------------------------------
     async def connect(self) -> None:
         user = self.scope.get("user")
         await self.accept()
         if user is None or not user.is_authenticated:
             # Accept first: a close code reaches the browser only on an open socket.
             await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user = user
+        self.group = user_group(user.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
 
+    async def disconnect(self, code: int) -> None:
+        # This socket's followers only: the generations they follow keep running and are saved.
+        for task in list(self.followers.values()):
+            task.cancel()
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def chat_event(self, event: dict[str, Any]) -> None:
+        """A frame for every tab of this user (from the group), except the one that caused it."""
+        if event.get("skip") != self.channel_name:
+            await self.send_json(event["frame"])
+
+    # --- Frames in ----------------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        if self.user is None:
+            return  # closing with 4401
         try:
-            frame = json.loads(text_data or "")
-        except json.JSONDecodeError:
-            await self._error(None, "bad_frame", "Frames are JSON objects.")
-            return
-        if not isinstance(frame, dict):
-            await self._error(None, "bad_frame", "Frames are JSON objects.")
-            return
-        await self._error(frame.get("req"), "unknown_type", f"Unknown frame type {str(frame.get('type'))[:40]!r}.")
+            frame = json.loads(text_data) if text_data is not None else None
+        except ValueError:
+            frame = None
+        await self.receive_json(frame)
 
-    async def _error(self, req: Any, code: str, message: str) -> None:
-        await self.send_json({"type": "error", "req": req, "code": code, "message": message})
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not isinstance(content, dict):
+            await self._error(None, "bad_frame", "Frames are JSON objects (text).")
+            return
+        req = content.get("req")
+        if not _valid_req(req):
+            await self._error(None, "bad_frame", f"`req` must be a number or a string of at most {MAX_REQ_CHARACTERS}.")
+            return
+        kind = content.get("type")
+        fields = FRAMES.get(kind) if isinstance(kind, str) else None
+        if fields is None:
+            await self._error(req, "unknown_type", f"Unknown frame type {str(kind)[:40]!r}.")
+            return
+        try:
+            values = {name: check(name, content.get(name)) for name, check in fields.items()}
+            await getattr(self, f"on_{kind}")(req, **values)
+        except FrameError as refusal:
+            await self._error(req, refusal.code, refusal.message)
+        except TurnRefused as refusal:
+            await self._error(req, refusal.code, refusal.message, retry_after=refusal.retry_after)
+        except Exception:
+            logger.exception("chat socket: %s frame failed", kind)
+            await self._error(req, "internal", "Something went wrong; try again.")
+
+    async def on_send(self, req: Any, *, model: str | None, **fields: Any) -> None:
+        if fields["parent_id"] is not None and fields["chat_id"] is None:
+            raise _bad("`parent_id` needs the `chat_id` of its chat.")
+        fields["client_id"] = fields["client_id"] or None  # "" is no client_id
+        await self._started(req, await _send(self.user, model_id=model, **fields))
+
+    async def on_edit(self, req: Any, *, message_id: str, content: str, model: str | None) -> None:
+        started = await sync_db(turn_edit)(user=self.user, message_id=message_id, content=content, model_id=model)
+        await self._started(req, started)
+
+    async def on_regenerate(self, req: Any, *, message_id: str, model: str | None) -> None:
+        started = await sync_db(turn_regenerate)(user=self.user, message_id=message_id, model_id=model)
+        await self._started(req, started)
+
+    async def on_stop(self, req: Any, *, message_id: str) -> None:
+        message = await self._owned_reply(message_id)
+        if message.status == Status.STREAMING:
+            await generation_stop(message_id)
+        # The `done` frame (status `stopped`) goes to every socket following the reply.
+        await self.send_json({"type": "ack", "req": req, "message_id": message_id})
+
+    async def on_switch(self, req: Any, *, message_id: str) -> None:
+        switched = await _switch(self.user, message_id)
+        if switched is None:
+            raise _not_found()
+        chat_id, leaf_id = switched
+        frame = {"type": "switched", "chat_id": chat_id, "message_id": message_id, "active_leaf_id": leaf_id}
+        await self.send_json({**frame, "req": req})
+        await self._tell_other_tabs(frame)
+
+    async def on_resume(self, req: Any, *, message_id: str, after_seq: int) -> None:
+        await self._owned_reply(message_id)
+        await self._follow(message_id, after_seq)
+
+    async def on_ping(self, req: Any) -> None:
+        await self.send_json({"type": "pong", "req": req})
+
+    # --- Turns and following ------------------------------------------------------------------
+    async def _started(self, req: Any, started: TurnStarted) -> None:
+        """Start the reply's generation (not for a repeated send: it has one), acknowledge,
+        follow the reply from its first frame, and tell the user's other tabs."""
+        reply = started.assistant_message
+        reply_id = str(reply.pk)
+        user_message_id = str(started.user_message.pk) if started.user_message is not None else None
+        if started.created:
+            # Before the ack: by the time anyone knows the reply's id, its buffer is open.
+            await generation_start(reply_id, route=started.route)
+        chat_id = str(started.chat.pk)
+        ids = {"chat_id": chat_id, "user_message_id": user_message_id, "assistant_message_id": reply_id}
+        await self.send_json({"type": "ack", "req": req, **ids})
+        await self._follow(reply_id, 0)
+        if started.created:
+            parent_id = str(reply.parent_id)
+            notice = {"type": "generation", "chat_id": chat_id, "message_id": reply_id, "parent_id": parent_id}
+            await self._tell_other_tabs({**notice, "user_message_id": user_message_id})
+
+    async def _owned_reply(self, message_id: str) -> Message:
+        message = await sync_db(_owned)(self.user, message_id)
+        if message is None:
+            raise _not_found()
+        if message.role != Role.ASSISTANT:
+            raise FrameError("bad_request", "Only replies stream.")
+        return message
+
+    async def _follow(self, message_id: str, after_seq: int) -> None:
+        previous = self.followers.pop(message_id, None)
+        if previous is not None:
+            previous.cancel()
+            await asyncio.wait([previous])  # its last frame is out before the new follower's first
+        self.followers[message_id] = asyncio.create_task(self._forward(message_id, after_seq))
+
+    async def _forward(self, message_id: str, after_seq: int) -> None:
+        """Send the reply's frames after `after_seq` as the buffer numbered them, then live ones,
+        through `done`; from the saved message once the buffer is gone."""
+        seq = after_seq
+        try:
+            while True:
+                try:
+                    async for frame in stream_buffer().follow(message_id, seq):
+                        await self.send_json(frame)
+                        seq = frame["seq"]
+                    return
+                except RedisTimeoutError:
+                    # A blocking read outlived the client's socket timeout (a model silent for
+                    # seconds, e.g. thinking): read on from the last frame sent.
+                    continue
+                except BufferExpired:
+                    message = await sync_db(Message.objects.filter(pk=message_id).first)()
+                    if message is None:
+                        raise _not_found() from None
+                    for frame in saved_frames(message):
+                        await self.send_json(frame)
+                    return
+        except FrameError as refusal:
+            await self._error(None, refusal.code, refusal.message, message_id=message_id)
+        except Exception:
+            logger.exception("chat socket: following %s failed", message_id)
+            await self._error(None, "stream_unavailable", "The reply's stream broke; resume it.", message_id=message_id)
+        finally:
+            if self.followers.get(message_id) is asyncio.current_task():
+                del self.followers[message_id]
+
+    # --- Frames out ---------------------------------------------------------------------------
+    async def _tell_other_tabs(self, frame: Frame) -> None:
+        event = {"type": "chat.event", "frame": frame, "skip": self.channel_name}
+        await self.channel_layer.group_send(self.group, event)
+
+    async def _error(self, req: Any, code: str, message: str, **extra: Any) -> None:
+        frame = {"type": "error", "req": req, "code": code, "message": message}
+        frame.update({key: value for key, value in extra.items() if value is not None})
+        await self.send_json(frame)

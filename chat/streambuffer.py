@@ -35,6 +35,7 @@ import redis.asyncio as redis
 from django.conf import settings
 
 KEY_PREFIX = "arbor:stream:"
+SOCKET_TIMEOUT_SECONDS = 30.0
 READ_BATCH = 500  # entries per XREAD in `follow`
 
 # KEYS: stream, counter. ARGV: frame JSON, ttl seconds, maxlen (0: unbounded). Returns the seq.
@@ -67,7 +68,10 @@ class StreamBuffer:
         self.redis_url = redis_url
         self.ttl_seconds = ttl_seconds
         self.maxlen = maxlen
-        self._redis: redis.Redis = redis.Redis.from_url(redis_url, decode_responses=True)
+        # Reads may block for `poll_seconds` (XREAD BLOCK): the socket timeout must outlast them.
+        self._redis: redis.Redis = redis.Redis.from_url(
+            redis_url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_SECONDS
+        )
         self._append = self._redis.register_script(_APPEND_SCRIPT)
 
     @property

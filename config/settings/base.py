@@ -57,7 +57,9 @@ def redis_backed_settings(url: str) -> dict[str, Any]:
         "CHANNEL_LAYERS": {
             "default": {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [url], "prefix": "arbor:channels"},
+                # No socket timeout: the layer's blocking pops wait 5 s, exactly redis-py 8's
+                # default read timeout, which would otherwise end an idle tab's consumer.
+                "CONFIG": {"hosts": [{"address": url, "socket_timeout": None}], "prefix": "arbor:channels"},
             }
         },
         "CELERY_BROKER_URL": celery_redis_url(url),
