@@ -216,9 +216,11 @@ class Coalescer:
     other kind, or any other frame (tool, artifact, done), first flushes what is pending, then
     goes to the sink at once. Chunks are kept in a list and joined once per flush: O(n) in all.
 
-    Timing: the first pending chunk starts a background timer task that flushes it `interval`
-    later; `add` also flushes inline once the batch is due, for producers that never yield.
-    So a trailing delta waits at most `interval` plus event-loop latency. All sink calls run
+    Timing: a delta that comes at least `interval` after the last flush goes out at once (so a
+    reply's first token, and every token of a stream slower than one per interval, is never
+    held); otherwise it joins the pending batch, which a background timer flushes `interval`
+    after its first chunk (`add` also flushes inline once the batch is due, for producers that
+    never yield). So a delta waits at most `interval` plus event-loop latency. All sink calls run
     under one lock, in order. A sink error in the timer task is raised by the next call.
     Call `aclose()` (or add the `done` frame) at the end; one producer per coalescer.
     """
@@ -229,6 +231,7 @@ class Coalescer:
         self._kind: str | None = None
         self._chunks: list[str] = []
         self._since = 0.0
+        self._last_flush = float("-inf")
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
 
@@ -245,7 +248,8 @@ class Coalescer:
         if not self._chunks:
             self._kind, self._since = kind, time.monotonic()
         self._chunks.append(frame[kind])
-        if time.monotonic() - self._since >= self.interval:
+        now = time.monotonic()
+        if now - self._since >= self.interval or now - self._last_flush >= self.interval:
             await self.flush()
         elif self._timer is None or self._timer.done():
             self._timer = asyncio.create_task(self._flush_when_due())
@@ -268,6 +272,7 @@ class Coalescer:
             return
         frame = {"type": "delta", self._kind: "".join(self._chunks)}
         self._chunks = []  # taken before the await: chunks added meanwhile form the next batch
+        self._last_flush = time.monotonic()
         await self._sink(frame)
 
     async def _flush_when_due(self) -> None:

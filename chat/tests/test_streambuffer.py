@@ -327,8 +327,10 @@ async def test_coalescer_keeps_reasoning_and_text_in_order() -> None:
         await coalescer.add(frame)
     await coalescer.aclose()
 
+    # The first delta goes out at once (nothing was sent for an interval); the rest merge.
     assert sink.frames == [
-        {"type": "delta", "reasoning": "think more"},
+        {"type": "delta", "reasoning": "think "},
+        {"type": "delta", "reasoning": "more"},
         {"type": "delta", "text": "Hello there"},
         {"type": "delta", "reasoning": "again"},
     ]
@@ -339,34 +341,43 @@ async def test_coalescer_sends_tool_and_done_frames_at_once_after_pending_deltas
     coalescer = Coalescer(sink, interval=10)
     tool = {"type": "tool_call", "id": "call_1", "name": "create_document", "arguments": "{}"}
     await coalescer.add({"type": "delta", "text": "Let me "})
-    await coalescer.add({"type": "delta", "text": "write that."})
+    await coalescer.add({"type": "delta", "text": "write "})
+    await coalescer.add({"type": "delta", "text": "that."})
     await coalescer.add(tool)
-    assert sink.frames == [{"type": "delta", "text": "Let me write that."}, tool]
+    assert sink.frames == [{"type": "delta", "text": "Let me "}, {"type": "delta", "text": "write that."}, tool]
 
     await coalescer.add({"type": "delta", "text": "Done."})
     await coalescer.add(done())
-    assert sink.frames[2:] == [{"type": "delta", "text": "Done."}, done()]
+    assert sink.frames[3:] == [{"type": "delta", "text": "Done."}, done()]
 
 
-async def test_coalescer_flushes_a_trailing_delta_within_the_interval() -> None:
+async def test_coalescer_sends_a_delta_after_a_quiet_interval_at_once_and_a_trailing_one_within_it() -> None:
     sink = ListSink()
     coalescer = Coalescer(sink, interval=0.05)
     started = time.monotonic()
+    await coalescer.add({"type": "delta", "text": "first"})
     await coalescer.add({"type": "delta", "text": "tail"})
     await asyncio.sleep(0.3)
 
-    assert sink.frames == [{"type": "delta", "text": "tail"}]
-    assert 0.05 <= sink.times[0] - started + 0.005 <= 0.2  # interval plus event-loop latency
+    assert sink.frames == [{"type": "delta", "text": "first"}, {"type": "delta", "text": "tail"}]
+    assert sink.times[0] - started < 0.01  # the first token is never held
+    assert 0.05 <= sink.times[1] - started + 0.005 <= 0.2  # interval plus event-loop latency
     await coalescer.aclose()
-    assert len(sink.frames) == 1
+    assert len(sink.frames) == 2
 
 
 async def test_coalescer_raises_a_sink_error_from_its_timer_on_the_next_call() -> None:
-    async def broken(frame: Frame) -> int:
-        raise ConnectionError("redis is down")
+    calls = []
 
-    coalescer = Coalescer(broken, interval=0.01)
-    await coalescer.add({"type": "delta", "text": "x"})
+    async def breaks_after_one(frame: Frame) -> int:
+        calls.append(frame)
+        if len(calls) > 1:
+            raise ConnectionError("redis is down")
+        return 1
+
+    coalescer = Coalescer(breaks_after_one, interval=0.01)
+    await coalescer.add({"type": "delta", "text": "x"})  # sent at once
+    await coalescer.add({"type": "delta", "text": "pending"})  # the timer's flush fails
     await asyncio.sleep(0.05)
     with pytest.raises(ConnectionError):
         await coalescer.add({"type": "delta", "text": "y"})

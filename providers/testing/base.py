@@ -265,6 +265,7 @@ def _drop(handler: BaseHTTPRequestHandler) -> None:
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # benchmarks open hundreds of connections at once
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client hanging up mid-stream (after a timeout or a malformed chunk) is expected."""
