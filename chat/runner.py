@@ -207,12 +207,12 @@ async def _generate(message_id: str, route: Any = None) -> None:
     from providers.routing import RouteError
 
     buffer = stream_buffer()
-    await buffer.client.set(HEARTBEAT_PREFIX + message_id, "1", ex=HEARTBEAT_SECONDS)
     started = time.monotonic()
     reply = Reply()
     coalescer = Coalescer(lambda frame: buffer.append(message_id, frame))
     status, error = Status.COMPLETE, None
     try:
+        await buffer.client.set(HEARTBEAT_PREFIX + message_id, "1", ex=HEARTBEAT_SECONDS)
         route, request = await _prepare(message_id, route)
         stream = RoutedStream(route, request)
         last_check = last_beat = time.monotonic()
@@ -260,8 +260,13 @@ async def _finish(
     with contextlib.suppress(Exception):
         await coalescer.aclose()
     await _save(message_id, reply, status, started=started, error=error)
-    await buffer.finish(message_id, _done_frame(reply, status, error))
-    await buffer.client.delete(HEARTBEAT_PREFIX + message_id, STOP_PREFIX + message_id)
+    # The reply is saved; a Redis failure now only costs followers the live `done` (a resume
+    # answers from the saved message).
+    try:
+        await buffer.finish(message_id, _done_frame(reply, status, error))
+        await buffer.client.delete(HEARTBEAT_PREFIX + message_id, STOP_PREFIX + message_id)
+    except Exception:  # noqa: BLE001 - logged; the saved message is the truth
+        logger.warning("generation %s: could not close its stream buffer", message_id)
 
 
 def _route_code() -> Any:

@@ -36,6 +36,7 @@ from django.conf import settings
 
 KEY_PREFIX = "arbor:stream:"
 SOCKET_TIMEOUT_SECONDS = 30.0
+MAX_CONNECTIONS = 5_000  # per process; Redis accepts 10,000 clients by default
 READ_BATCH = 500  # entries per XREAD in `follow`
 
 # KEYS: stream, counter. ARGV: frame JSON, ttl seconds, maxlen (0: unbounded). Returns the seq.
@@ -69,8 +70,12 @@ class StreamBuffer:
         self.ttl_seconds = ttl_seconds
         self.maxlen = maxlen
         # Reads may block for `poll_seconds` (XREAD BLOCK): the socket timeout must outlast them.
+        # Every follower holds a connection for its blocking read: the pool must hold as many.
         self._redis: redis.Redis = redis.Redis.from_url(
-            redis_url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_SECONDS
+            redis_url,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            max_connections=MAX_CONNECTIONS,
         )
         self._append = self._redis.register_script(_APPEND_SCRIPT)
 
