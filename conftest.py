@@ -5,6 +5,7 @@ between tests) while Celery's own keys stay, so a running worker keeps its queue
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,25 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         for line in str(error).splitlines():
             print(f"error: {line}", file=sys.stderr)
         pytest.exit("the services above are unreachable", returncode=STARTUP_ERROR_EXIT_CODE)
+    with session.config.stash[blocking_manager_key].unblock():
+        _drop_databases_of_dead_runs(settings)
+
+
+def _drop_databases_of_dead_runs(settings: Any) -> None:
+    """Test databases of runs whose process is gone (killed before their teardown)."""
+    from django.db import connection
+
+    from config.embedded.base import pid_is_alive
+
+    prefix = f"test_{settings.DATABASES['default']['NAME']}_"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [prefix + "%"])
+        names = [row[0] for row in cursor.fetchall()]
+        for name in names:
+            run = name.removeprefix(prefix)
+            if run.isdigit() and not pid_is_alive(int(run)):
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    connection.close()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -92,3 +112,17 @@ def celery_worker_process(django_db_setup: None) -> Iterator[object]:
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_database_released(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """At the end, end other sessions on the test database (pool threads of async code keep idle
+    connections) so pytest-django can drop it: a run never leaves its database behind."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

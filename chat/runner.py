@@ -241,10 +241,15 @@ async def _generate(message_id: str, route: Any = None) -> None:
     except Exception:
         logger.exception("generation %s failed", message_id)
         status, error = Status.ERROR, ProviderError(_route_code(), "Something went wrong writing this reply.")
-    # Saving must finish even when this task was cancelled (stop): shield it.
-    await asyncio.shield(
+    # Saving must finish even when this task is cancelled (again) meanwhile: a stop both
+    # cancels the task and sets the flag, so a second cancellation can land here. Wait it out.
+    saving = asyncio.ensure_future(
         _finish(buffer, coalescer, message_id, reply=reply, status=status, started=started, error=error)
     )
+    while not saving.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(saving)
+    saving.result()
 
 
 async def _finish(
