@@ -58,8 +58,12 @@ def redis_backed_settings(url: str) -> dict[str, Any]:
             "default": {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
                 # No socket timeout: the layer's blocking pops wait 5 s, exactly redis-py 8's
-                # default read timeout, which would otherwise end an idle tab's consumer.
-                "CONFIG": {"hosts": [{"address": url, "socket_timeout": None}], "prefix": "arbor:channels"},
+                # default read timeout, which would otherwise end an idle tab's consumer. And
+                # room for every open socket: each one's group joins and pops use the pool.
+                "CONFIG": {
+                    "hosts": [{"address": url, "socket_timeout": None, "max_connections": 5_000}],
+                    "prefix": "arbor:channels",
+                },
             }
         },
         "CELERY_BROKER_URL": celery_redis_url(url),
