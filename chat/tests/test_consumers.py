@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,26 +27,11 @@ from providers.catalog import catalog_seed
 from providers.testing.base import Count, Say, reply
 from providers.testing.openai_server import OpenAIServer
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_platform_keys")]
 
 MODEL = "openai:gpt-5-mini"
-PLATFORM_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "XAI_API_KEY", "OPENROUTER_API_KEY")
 Frame = dict[str, Any]
 ID = str(uuid.uuid4())
-
-
-@pytest.fixture(autouse=True)
-def _no_platform_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for variable in (*PLATFORM_KEYS, "OLLAMA_BASE_URL"):
-        monkeypatch.delenv(variable, raising=False)
-
-
-@pytest.fixture
-def openai_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIServer]:
-    with OpenAIServer() as server:
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-fake")
-        monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")
-        yield server  # type: ignore[misc]
 
 
 # --- People and tabs ----------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,23 +17,7 @@ from providers.catalog import catalog_seed
 from providers.testing.base import Count, Say, reply
 from providers.testing.openai_server import OpenAIServer
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-PLATFORM_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "XAI_API_KEY", "OPENROUTER_API_KEY")
-
-
-@pytest.fixture(autouse=True)
-def _no_platform_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for variable in (*PLATFORM_KEYS, "OLLAMA_BASE_URL"):
-        monkeypatch.delenv(variable, raising=False)
-
-
-@pytest.fixture
-def openai_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIServer]:
-    with OpenAIServer() as server:
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-fake")
-        monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")
-        yield server  # type: ignore[misc]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_platform_keys")]
 
 
 @database_sync_to_async
