@@ -27,6 +27,7 @@ from chat.models import Message, Status
 from chat.streambuffer import BufferExpired, Coalescer, stream_buffer
 from providers.contract import (
     ChatRequest,
+    ErrorCode,
     Finish,
     ProviderError,
     ReasoningDelta,
@@ -148,8 +149,9 @@ def _prepare(message_id: str, route: Any) -> tuple[Any, ChatRequest]:
 @sync_db
 def _save(message_id: str, reply: Reply, status: str, *, started: float, error: ProviderError | None) -> None:
     from accounts.limits import TOKENS, limit_charge, limit_refund
-    from chat.services.turns import RESERVED_OUTPUT_TOKENS
 
+    message = Message.objects.select_related("chat__owner").get(pk=message_id)
+    reservation = message.usage or {}  # what the turn reserved (chat.services.turns)
     now = time.monotonic()
     ttft = None if reply.first_token_at is None else int((reply.first_token_at - started) * 1000)
     Message.objects.filter(pk=message_id).update(
@@ -167,13 +169,15 @@ def _save(message_id: str, reply: Reply, status: str, *, started: float, error: 
         error_code=str(error.code) if error else "",
         error_message=error.message if error else "",
     )
-    message = Message.objects.select_related("chat__owner").get(pk=message_id)
-    # Settle the turn's token reservation against what the provider reported.
+    # Settle the turn's reservation against what the provider reported, or, when it reported
+    # nothing (stopped or failed early), against an estimate of what was sent and written.
+    reserved = reservation.get("reserved_tokens", 0)
     used = reply.usage.input_tokens + reply.usage.output_tokens
-    reserved = RESERVED_OUTPUT_TOKENS
+    if not used:
+        used = reservation.get("estimated_input_tokens", 0) + len("".join(reply.text)) // 4
     if used > reserved:
         limit_charge(user=message.chat.owner, kind=TOKENS, amount=used - reserved)
-    elif used:
+    elif used < reserved:
         limit_refund(user=message.chat.owner, kind=TOKENS, amount=reserved - used)
     if status == Status.COMPLETE and not message.chat.title:
         from chat.tasks import title_chat_after_commit
@@ -237,10 +241,10 @@ async def _generate(message_id: str, route: Any = None) -> None:
     except ProviderError as failure:
         status, error = Status.ERROR, failure
     except RouteError as refusal:
-        status, error = Status.ERROR, ProviderError(_route_code(), refusal.message)
+        status, error = Status.ERROR, ProviderError(ErrorCode.BAD_REQUEST, refusal.message)
     except Exception:
         logger.exception("generation %s failed", message_id)
-        status, error = Status.ERROR, ProviderError(_route_code(), "Something went wrong writing this reply.")
+        status, error = Status.ERROR, ProviderError(ErrorCode.BAD_REQUEST, "Something went wrong writing this reply.")
     # Saving must finish even when this task is cancelled (again) meanwhile: a stop both
     # cancels the task and sets the flag, so a second cancellation can land here. Wait it out.
     saving = asyncio.ensure_future(
@@ -272,12 +276,6 @@ async def _finish(
         await buffer.client.delete(HEARTBEAT_PREFIX + message_id, STOP_PREFIX + message_id)
     except Exception:  # noqa: BLE001 - logged; the saved message is the truth
         logger.warning("generation %s: could not close its stream buffer", message_id)
-
-
-def _route_code() -> Any:
-    from providers.contract import ErrorCode
-
-    return ErrorCode.BAD_REQUEST
 
 
 # --- Recovery -----------------------------------------------------------------------------------

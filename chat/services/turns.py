@@ -79,12 +79,21 @@ def _checked_model(user: User, model_id: str) -> Route:
         raise TurnRefused(str(error.code), error.message) from None
 
 
-def _admit(user: User, estimated_input: int) -> None:
-    decision = turn_admit(user=user, estimated_tokens=estimated_input + RESERVED_OUTPUT_TOKENS)
+def _admit(user: User, estimated_input: int) -> dict[str, int]:
+    """Take one message and reserve tokens; the reservation, for the runner to settle."""
+    reserved = estimated_input + RESERVED_OUTPUT_TOKENS
+    decision = turn_admit(user=user, estimated_tokens=reserved)
     if not decision.allowed:
         wait = None if math.isinf(decision.retry_after_seconds) else math.ceil(decision.retry_after_seconds)
         when = "Your plan does not allow this." if wait is None else f"Try again in {wait} s."
         raise TurnRefused("rate_limited", f"Too many requests. {when}", retry_after=wait)
+    return {"reserved_tokens": reserved, "estimated_input_tokens": estimated_input}
+
+
+def _reserve_on(reply: Message, reservation: dict[str, int]) -> None:
+    """The placeholder carries its reservation until the runner replaces it with real usage."""
+    Message.objects.filter(pk=reply.pk).update(usage=reservation)
+    reply.usage = reservation
 
 
 def _estimate_tokens(text: str) -> int:
@@ -130,7 +139,7 @@ def turn_send(
     route = _checked_model(user, model_id or (chat.default_model if chat else "") or "")
     model = route.model_id
     with transaction.atomic():
-        _admit(user, _estimate_tokens(content))
+        reservation = _admit(user, _estimate_tokens(content))
         if chat is None:
             chat = chat_create(owner=user, default_model=model)
             parent = None
@@ -142,6 +151,7 @@ def turn_send(
             chat=chat, parent=parent, role=Role.USER, content=_text_parts(content), text=content, client_id=client_id
         )
         reply = _reply_placeholder(chat, question, model)
+        _reserve_on(reply, reservation)
     return TurnStarted(chat=chat, user_message=question, assistant_message=reply, created=True, route=route)
 
 
@@ -155,9 +165,10 @@ def turn_edit(*, user: User, message_id: Any, content: str, model_id: str | None
     route = _checked_model(user, model_id or original.chat.default_model)
     model = route.model_id
     with transaction.atomic():
-        _admit(user, _estimate_tokens(content))
+        reservation = _admit(user, _estimate_tokens(content))
         edited = message_edit(message=original, content=_text_parts(content), text=content)
         reply = _reply_placeholder(original.chat, edited, model)
+        _reserve_on(reply, reservation)
     return TurnStarted(chat=original.chat, user_message=edited, assistant_message=reply, created=True, route=route)
 
 
@@ -169,8 +180,9 @@ def turn_regenerate(*, user: User, message_id: Any, model_id: str | None = None)
     route = _checked_model(user, model_id or original.model_id or original.chat.default_model)
     model = route.model_id
     with transaction.atomic():
-        _admit(user, _estimate_tokens(original.parent.text))
+        reservation = _admit(user, _estimate_tokens(original.parent.text))
         reply = message_regenerate(message=original, model_id=model)
+        _reserve_on(reply, reservation)
     return TurnStarted(chat=original.chat, user_message=None, assistant_message=reply, created=True, route=route)
 
 

@@ -119,3 +119,52 @@ async def test_the_recover_streams_command_reports_what_it_recovered() -> None:
     await database_sync_to_async(call_command)("recover_streams", stdout=out)
     assert out.getvalue() == "Recovered 1 interrupted replies.\n"
     assert (await _message(reply_id)).status == Status.ERROR
+
+
+@database_sync_to_async
+def _tokens_left(message_id: str) -> float:
+    from accounts.models import UsageBucket
+
+    owner = Message.objects.select_related("chat__owner").get(pk=message_id).chat.owner
+    return UsageBucket.objects.get(user=owner, kind="tokens").tokens
+
+
+@database_sync_to_async
+def _send_without_refill(text: str, model: str | None = None) -> tuple[Message, int]:
+    """A turn by a user whose token bucket does not refill, so its level shows every charge."""
+    from accounts.selectors import tier_registered_default
+
+    tier = tier_registered_default()
+    tier.tokens_per_minute = 0
+    tier.save()
+    user = UserFactory()
+    catalog_seed()
+    started = turn_send(user=user, chat_id=None, parent_id=None, content=text, model_id=model)
+    Chat.objects.filter(pk=started.chat.pk).update(title="set by the test")
+    return Message.objects.get(pk=started.assistant_message.pk), tier.token_capacity
+
+
+async def test_a_finished_reply_charges_exactly_the_tokens_the_provider_reported() -> None:
+    placeholder, capacity = await _send_without_refill("Hello there")
+    assert placeholder.usage["reserved_tokens"] > 1_000  # the input estimate and the output allowance
+    await (await generation_start(placeholder.pk))
+    saved = await _message(str(placeholder.pk))
+    used = saved.usage["input_tokens"] + saved.usage["output_tokens"]
+    assert used > 0
+    assert await _tokens_left(str(placeholder.pk)) == capacity - used
+
+
+async def test_a_stopped_reply_without_reported_usage_is_charged_an_estimate_not_its_reservation(
+    openai_fake: OpenAIServer,
+) -> None:
+    openai_fake.script(reply(*[Say(f"word{index} ") for index in range(200)], delay=0.02))
+    placeholder, capacity = await _send_without_refill("Go on", "openai:gpt-5-mini")
+    task = await generation_start(placeholder.pk)
+    follower = stream_buffer().follow(placeholder.pk, 0)
+    await anext(follower)
+    await generation_stop(placeholder.pk)
+    await task
+    saved = await _message(str(placeholder.pk))
+    charged = capacity - await _tokens_left(str(placeholder.pk))
+    assert charged == placeholder.usage["estimated_input_tokens"] + len(saved.text) // 4
+    assert charged < placeholder.usage["reserved_tokens"]
