@@ -10,7 +10,6 @@ and render; errors are `{"error": {"code", "message", "fields"?}}`; nothing is c
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -32,6 +31,7 @@ from chat import queries
 from chat.models import Chat, Message, Role, Visibility
 from chat.selectors import active_branch_rows
 from chat.services import chats as chat_services
+from config.jsonbody import json_object
 from providers.selectors import default_model_for, models_available_to
 from providers.views import error_response
 
@@ -82,12 +82,9 @@ def json_endpoint(*methods: str) -> Callable[[Callable[..., HttpResponse]], Call
 # --- Parsing ----------------------------------------------------------------------------------
 def _body(request: HttpRequest) -> dict[str, Any]:
     try:
-        data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+        return json_object(request.body)
+    except ValueError:
         raise BadRequest("Send a JSON object.", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise BadRequest("Send a JSON object.", code="invalid_json")
-    return data
 
 
 def _choice(request: HttpRequest, name: str, choices: tuple[str, ...]) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -20,6 +19,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers
 
 from accounts.models import User
+from config.jsonbody import json_object
 from providers import byok
 from providers.contract import ProviderError
 from providers.models import BYOK_SLUG, Modality, Provider, UserByokModel, UserCustomProvider
@@ -109,12 +109,9 @@ class BadBody(Exception):
 
 def _body(request: HttpRequest) -> dict[str, Any]:
     try:
-        data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+        return json_object(request.body)
+    except ValueError:
         raise BadBody from None
-    if not isinstance(data, dict):
-        raise BadBody
-    return data
 
 
 def _validated(form_class: type[JsonForm], request: HttpRequest, **kwargs: Any) -> JsonForm | JsonResponse:
