@@ -7,7 +7,6 @@ from providers import views
 app_name = "providers"
 
 urlpatterns: list[URLPattern] = [
-    path("available/", views.available_models, name="available"),
     path("keys/", views.keys, name="keys"),
     path("keys/<int:key_id>/", views.key_detail, name="key"),
     path("keys/<int:key_id>/test/", views.key_test, name="key-test"),

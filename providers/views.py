@@ -23,7 +23,6 @@ from config.jsonbody import json_object
 from providers import byok
 from providers.contract import ProviderError
 from providers.models import BYOK_SLUG, Modality, Provider, UserByokModel, UserCustomProvider
-from providers.selectors import default_model_for, models_available_to
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -281,17 +280,3 @@ def byok_models(request: HttpRequest, user: User) -> HttpResponse:
 def byok_model_detail(request: HttpRequest, user: User, model_id: int) -> HttpResponse:
     byok.byok_model_delete(user=user, model_id=model_id)
     return _no_content()
-
-
-# --- What the user may choose -------------------------------------------------------------------
-@json_api("GET")
-def available_models(request: HttpRequest, user: User) -> HttpResponse:
-    """The models this user may pick now, and which one to preselect."""
-    options = models_available_to(user)
-    default = default_model_for(user)
-    return JsonResponse(
-        {
-            "models": [asdict(option) for option in options],
-            "default": default.model_id if default is not None else None,
-        }
-    )

@@ -89,6 +89,12 @@ def test_models_lists_what_the_user_may_pick_and_a_chat_may_default_to_one(
     assert _call(signed_in, "PATCH", f"/api/chats/{chat.pk}", {"default_model": "arbor:demo"}).status_code == 200
     assert Chat.objects.get(pk=chat.pk).default_model == "arbor:demo"
 
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # a real provider: its models, and the tier's default
+    body = signed_in.get("/api/models").json()
+    assert "openai:gpt-5-mini" in {model["id"] for model in body["models"]}
+    assert "arbor:demo" not in {model["id"] for model in body["models"]}
+    assert body["default"] == "openai:gpt-5-mini"
+
 
 # --- The list ---------------------------------------------------------------------------------
 def test_the_list_puts_pinned_chats_first_then_the_most_recently_active(signed_in: Client, user: User) -> None:
