@@ -18,6 +18,20 @@ COPY requirements.txt /tmp/requirements.txt
 # unused in production (it refuses the embedded servers), accepted to keep one lock file.
 RUN /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt
 
+# --- the web UI's libraries: npm packages at the versions package-lock.json pins, copied to
+# static/vendor/ exactly as `make install` does (keep the file list in step with VENDOR_FILES in
+# the Makefile). A clean clone has no static/vendor/; collectstatic below needs it.
+FROM node:20-slim AS vendor
+
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts --loglevel=error \
+    && mkdir -p static/vendor \
+    && cp node_modules/marked/lib/marked.esm.js node_modules/dompurify/dist/purify.es.mjs \
+       node_modules/@highlightjs/cdn-assets/es/highlight.min.js \
+       node_modules/@highlightjs/cdn-assets/styles/github.min.css \
+       node_modules/@highlightjs/cdn-assets/styles/github-dark.min.css static/vendor/
+
 # --- runtime
 FROM ${PYTHON_IMAGE} AS runtime
 
@@ -35,6 +49,7 @@ COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
 # The code stays owned by root: the app process can read it but not change it.
 COPY . /app
+COPY --from=vendor /build/static/vendor /app/static/vendor
 
 # collectstatic loads the production settings, which refuse to load without these. The values
 # exist only for this RUN line (never in the image's environment); with DATABASE_URL and

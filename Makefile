@@ -1,12 +1,13 @@
 # The two commands: `make run` starts the whole product, `make test` runs the whole suite.
-# Both need only Python 3.11: the virtualenv, PostgreSQL and Redis come from requirements.txt.
+# Both need Python 3.11 and npm: the virtualenv, PostgreSQL and Redis come from requirements.txt,
+# the web UI's libraries from package-lock.json.
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-requirements
 
-.PHONY: install run test lint format lock clean
+.PHONY: install chromium run test lint format lock clean
 
 # Reinstalls only when requirements.txt changed since the last install.
 $(INSTALLED): requirements.txt
@@ -15,12 +16,31 @@ $(INSTALLED): requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-install: $(INSTALLED)
+# The web UI's libraries: npm packages pinned by package-lock.json, copied to static/vendor/
+# (served by the app; never a CDN). Reinstalled only when the lockfile changed.
+VENDORED := static/vendor/.installed-lock
+VENDOR_FILES := node_modules/marked/lib/marked.esm.js node_modules/dompurify/dist/purify.es.mjs \
+	node_modules/@highlightjs/cdn-assets/es/highlight.min.js \
+	node_modules/@highlightjs/cdn-assets/styles/github.min.css node_modules/@highlightjs/cdn-assets/styles/github-dark.min.css
+$(VENDORED): package-lock.json
+	@command -v npm >/dev/null || { echo "error: the web UI's libraries need npm (Node.js 18+)"; exit 2; }
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	rm -rf static/vendor && mkdir -p static/vendor
+	cp $(VENDOR_FILES) static/vendor/
+	@touch $@
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+install: $(INSTALLED) $(VENDORED)
 
 run: install
 	$(BIN)/python manage.py serve
 
-test: install
+test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -40,4 +60,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules static/vendor staticfiles .pytest_cache .ruff_cache

@@ -84,6 +84,7 @@ def process_environment(**overrides: str) -> dict[str, str]:
         DATABASE_URL=database_url_named(settings.DATABASE_URL, settings.DATABASES["default"]["NAME"]),
         REDIS_URL=settings.REDIS_URL,
         DJANGO_SETTINGS_MODULE="config.settings.test",
+        DATABASE_POOL="true",  # servers run pooled, as in production (config/settings/test.py)
         PYTHONUNBUFFERED="1",
     )
     environment.update(overrides)
@@ -126,3 +127,25 @@ def _test_database_released(django_db_setup: None, django_db_blocker: Any) -> It
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+# --- The fake vendors as the platform's providers (chat, artifacts and web tests) ---------------
+PLATFORM_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "XAI_API_KEY", "OPENROUTER_API_KEY")
+
+
+@pytest.fixture
+def no_platform_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No real provider is configured (so the offline demo is the default model)."""
+    for variable in (*PLATFORM_KEYS, "OLLAMA_BASE_URL", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+@pytest.fixture
+def openai_fake(monkeypatch: pytest.MonkeyPatch, no_platform_keys: None) -> Iterator[Any]:
+    """The OpenAI fake as the platform's OpenAI provider (seed the catalog to use it)."""
+    from providers.testing.openai_server import OpenAIServer
+
+    with OpenAIServer() as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-fake")
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")
+        yield server

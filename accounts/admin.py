@@ -19,7 +19,15 @@ class TierForm(forms.ModelForm):
 
     class Meta:
         model = Tier
-        fields = ["name", "slug", "description", "is_guest_default", "is_registered_default", *LIMIT_FIELDS]
+        fields = [
+            "name",
+            "slug",
+            "description",
+            "system_prompt",
+            "is_guest_default",
+            "is_registered_default",
+            *LIMIT_FIELDS,
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -51,6 +59,7 @@ class TierAdmin(admin.ModelAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["name", "slug", "description", "is_guest_default", "is_registered_default"]}),
+        ("System prompt", {"fields": ["system_prompt"]}),
         (
             "Rate limits",
             {

@@ -16,6 +16,11 @@ class Tier(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
+    system_prompt = models.TextField(
+        blank=True,
+        max_length=8000,
+        help_text="Added to every conversation of this tier's users, after the platform prompt.",
+    )
     is_guest_default = models.BooleanField(default=False, help_text="New guests get this tier.")
     is_registered_default = models.BooleanField(default=False, help_text="New accounts get this tier.")
     # Rate limits (accounts.limits): one token bucket per user for messages, one for model tokens.
@@ -68,6 +73,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Stored as typed; uniqueness ignores case (the Lower constraint below).
     email = models.EmailField(unique=True, null=True, blank=True)
     display_name = models.CharField(max_length=150, blank=True)
+    # The user's own layer of the system prompt (chat.prompts), between the tier's and a chat's.
+    custom_instructions = models.TextField(blank=True, max_length=4000)
     tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="users")
     is_guest = models.BooleanField(default=False)
     is_staff = models.BooleanField(default=False)

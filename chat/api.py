@@ -80,7 +80,8 @@ def json_endpoint(*methods: str) -> Callable[[Callable[..., HttpResponse]], Call
 
 
 # --- Parsing ----------------------------------------------------------------------------------
-def _body(request: HttpRequest) -> dict[str, Any]:
+def request_json(request: HttpRequest) -> dict[str, Any]:
+    """The request's JSON object body, or a 400 `invalid_json` (for every JSON endpoint)."""
     try:
         return json_object(request.body)
     except ValueError:
@@ -198,7 +199,7 @@ def chat_detail(request: HttpRequest, user: User, chat_id: uuid.UUID) -> HttpRes
         chat_services.chat_soft_delete(chat=chat)
         return HttpResponse(status=204)
     if request.method == "PATCH":
-        chat = chat_services.chat_update(chat=chat, **_patch_changes(_body(request), user))
+        chat = chat_services.chat_update(chat=chat, **_patch_changes(request_json(request), user))
         return JsonResponse({**queries.chat_summary(chat), "share_url": _share_url(request, chat)})
     return _json_text(queries.chat_detail_json(chat, share_url=_share_url(request, chat)))
 
@@ -207,7 +208,7 @@ def chat_detail(request: HttpRequest, user: User, chat_id: uuid.UUID) -> HttpRes
 def chat_fork(request: HttpRequest, user: User, chat_id: uuid.UUID) -> HttpResponse:
     """A copy of root→message (default: the active leaf) as a new chat of this user."""
     chat = _owned_chat(user, chat_id)
-    raw_message_id = _body(request).get("message_id")
+    raw_message_id = request_json(request).get("message_id")
     message = None
     if raw_message_id is not None:
         message = get_object_or_404(Message, pk=_uuid(raw_message_id, "message_id"), chat=chat)
@@ -245,7 +246,7 @@ def chat_export(request: HttpRequest, user: User, chat_id: uuid.UUID) -> HttpRes
 
 @json_endpoint("POST")
 def message_vote(request: HttpRequest, user: User, message_id: uuid.UUID) -> HttpResponse:
-    value = _body(request).get("value")
+    value = request_json(request).get("value")
     if type(value) is not int or value not in chat_services.VOTES:
         raise BadRequest("`value` is 1 (up), -1 (down) or 0 (none).", {"value": ["Enter 1, -1 or 0."]})
     message = get_object_or_404(

@@ -2,7 +2,8 @@
 
 Thin: a frame's shape is checked here (types, ids, lengths), one service is called, the answer
 is sent. Generations do not belong to a socket: `chat.runner` runs them and writes their frames
-to the stream buffer; a socket only *follows* a reply, with one follower task per (socket,
+to the stream buffer; a socket only *follows* a reply (`chat.fanout.follow_reply`: in memory
+when the reply runs in this process, from Redis otherwise), with one follower task per (socket,
 message). A second follow of the same message replaces the first; closing the socket cancels
 its followers and never a generation. Every socket of a user joins the channel-layer group
 `user.<id>`; a `chat.event` message there carries a ready `frame` for the user's tabs (titles,
@@ -24,8 +25,9 @@ from django.db import IntegrityError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from accounts.models import User
+from chat.fanout import follow_reply
 from chat.models import Message, Role, Status
-from chat.runner import INTERRUPTED, generation_start, generation_stop, sync_db
+from chat.runner import INTERRUPTED, Prepared, generation_prepare, generation_start, generation_stop, sync_db
 from chat.services.titles import user_group
 from chat.services.tree import message_switch
 from chat.services.turns import (
@@ -36,11 +38,13 @@ from chat.services.turns import (
     turn_regenerate,
     turn_send,
 )
+from chat.services.uploads import MAX_ATTACHMENTS
 from chat.streambuffer import BufferExpired, stream_buffer
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_DISABLED = 4403  # the account was disabled by an operator (usage.services.operators.user_disable)
 MAX_MODEL_CHARACTERS = 200
 MAX_CLIENT_ID_CHARACTERS = 100
 MAX_REQ_CHARACTERS = 100
@@ -103,6 +107,17 @@ def _seq(name: str, value: Any) -> int:
     return value
 
 
+def _attachments(name: str, value: Any) -> list[str] | None:
+    """Omitted (None) or a list of at most MAX_ATTACHMENTS upload ids."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise _bad(f"`{name}` must be a list of upload ids.")
+    if len(value) > MAX_ATTACHMENTS:
+        raise _bad(f"`{name}` holds at most {MAX_ATTACHMENTS} upload ids.")
+    return [_id(name, item) for item in value]
+
+
 _CONTENT = _string(MAX_CONTENT_CHARACTERS)
 _MODEL = _optional(_string(MAX_MODEL_CHARACTERS))
 
@@ -114,8 +129,9 @@ FRAMES: dict[str, dict[str, Check]] = {
         "content": _CONTENT,
         "model": _MODEL,
         "client_id": _optional(_string(MAX_CLIENT_ID_CHARACTERS)),
+        "attachments": _attachments,
     },
-    "edit": {"message_id": _id, "content": _CONTENT, "model": _MODEL},
+    "edit": {"message_id": _id, "content": _CONTENT, "model": _MODEL, "attachments": _attachments},
     "regenerate": {"message_id": _id, "model": _MODEL},
     "stop": {"message_id": _id},
     "switch": {"message_id": _id},
@@ -131,8 +147,7 @@ def _valid_req(req: Any) -> bool:
 
 
 # --- Database calls (sync, run in the thread pool) ----------------------------------------------
-@sync_db
-def _send(user: User, **fields: Any) -> TurnStarted:
+def _send(*, user: User, **fields: Any) -> TurnStarted:
     try:
         return turn_send(user=user, **fields)
     except IntegrityError:
@@ -140,6 +155,21 @@ def _send(user: User, **fields: Any) -> TurnStarted:
             raise
         # The same client_id raced in on another socket and won: this retry finds its turn.
         return turn_send(user=user, **fields)
+
+
+@sync_db
+def _turn(service: Callable[..., TurnStarted], **fields: Any) -> tuple[TurnStarted, Prepared | None]:
+    """Run a turn service and, for a new reply, prepare its generation in the same thread call:
+    under load the reply then waits once for the database, not twice (behind every turn queued
+    meanwhile). A failure to prepare is left to the generation, which prepares again and saves
+    the reply with the error."""
+    started = service(**fields)
+    if not started.created:
+        return started, None
+    try:
+        return started, generation_prepare(str(started.assistant_message.pk), started.route)
+    except Exception:  # noqa: BLE001 - reported by the generation itself
+        return started, None
 
 
 def _owned(user: User, message_id: str) -> Message | None:
@@ -197,6 +227,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             # Accept first: a close code reaches the browser only on an open socket.
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        if not user.is_active:
+            await self.close(code=CLOSE_DISABLED)
+            return
         self.user = user
         self.group = user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -207,6 +240,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             task.cancel()
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def user_disabled(self, event: dict[str, Any]) -> None:
+        """The account was disabled: stop reading frames and close (from the user's group)."""
+        self.user = None
+        await self.close(code=CLOSE_DISABLED)
 
     async def chat_event(self, event: dict[str, Any]) -> None:
         """A frame for every tab of this user (from the group), except the one that caused it."""
@@ -251,15 +289,19 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if fields["parent_id"] is not None and fields["chat_id"] is None:
             raise _bad("`parent_id` needs the `chat_id` of its chat.")
         fields["client_id"] = fields["client_id"] or None  # "" is no client_id
-        await self._started(req, await _send(self.user, model_id=model, **fields))
+        await self._started(req, *await _turn(_send, user=self.user, model_id=model, **fields))
 
-    async def on_edit(self, req: Any, *, message_id: str, content: str, model: str | None) -> None:
-        started = await sync_db(turn_edit)(user=self.user, message_id=message_id, content=content, model_id=model)
-        await self._started(req, started)
+    async def on_edit(
+        self, req: Any, *, message_id: str, content: str, model: str | None, attachments: list[str] | None
+    ) -> None:
+        started = await _turn(
+            turn_edit, user=self.user, message_id=message_id, content=content, model_id=model, attachments=attachments
+        )
+        await self._started(req, *started)
 
     async def on_regenerate(self, req: Any, *, message_id: str, model: str | None) -> None:
-        started = await sync_db(turn_regenerate)(user=self.user, message_id=message_id, model_id=model)
-        await self._started(req, started)
+        started = await _turn(turn_regenerate, user=self.user, message_id=message_id, model_id=model)
+        await self._started(req, *started)
 
     async def on_stop(self, req: Any, *, message_id: str) -> None:
         message = await self._owned_reply(message_id)
@@ -285,7 +327,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "pong", "req": req})
 
     # --- Turns and following ------------------------------------------------------------------
-    async def _started(self, req: Any, started: TurnStarted) -> None:
+    async def _started(self, req: Any, started: TurnStarted, prepared: Prepared | None) -> None:
         """Start the reply's generation (not for a repeated send: it has one), acknowledge,
         follow the reply from its first frame, and tell the user's other tabs."""
         reply = started.assistant_message
@@ -293,7 +335,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         user_message_id = str(started.user_message.pk) if started.user_message is not None else None
         if started.created:
             # Before the ack: by the time anyone knows the reply's id, its buffer is open.
-            await generation_start(reply_id, route=started.route)
+            await generation_start(reply_id, route=started.route, prepared=prepared)
         chat_id = str(started.chat.pk)
         ids = {"chat_id": chat_id, "user_message_id": user_message_id, "assistant_message_id": reply_id}
         await self.send_json({"type": "ack", "req": req, **ids})
@@ -325,7 +367,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         try:
             while True:
                 try:
-                    async for frame in stream_buffer().follow(message_id, seq):
+                    async for frame in follow_reply(stream_buffer(), message_id, seq):
                         await self.send_json(frame)
                         seq = frame["seq"]
                     return

@@ -135,3 +135,23 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} {self.pk}"
+
+
+def upload_to(upload: Upload, filename: str) -> str:
+    # The name is ours (the id), never the browser's: nothing a user typed reaches the file system.
+    return f"uploads/{upload.owner_id}/{upload.pk}"
+
+
+class Upload(models.Model):
+    """An image a user attached to a message: the file in media storage, the media type found
+    from its bytes (never from its name). Served to its owner only (`GET /api/uploads/<id>`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads")
+    file = models.FileField(upload_to=upload_to)
+    media_type = models.CharField(max_length=40)
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"upload {self.pk}"

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from django.conf import settings
 from django.utils import timezone
 
+from accounts.models import User
 from chat.models import Chat, Role, Status
-from providers.contract import ChatMessage, TextPart, ToolCall
+from chat.services.uploads import IMAGE_TOKENS, images_base64
+from providers.contract import ChatMessage, ImagePart, Part, TextPart, ToolCall
 
 # `{date}` is replaced by today's date (the server's time zone); the rest is sent as it is.
 DEFAULT_PLATFORM_PROMPT = (
@@ -38,17 +41,10 @@ def platform_prompt() -> str:
     return (prompt or "").replace("{date}", timezone.localdate().isoformat())
 
 
-def system_prompt_for(*, chat: Chat, user: Any) -> str:
-    """The non-empty layers (platform → tier → custom instructions → chat preset), joined by
-    blank lines. Tier prompts and custom instructions are read with getattr: models may not have
-    them yet, and a missing layer is simply left out."""
-    tier = getattr(user, "tier", None)
-    layers = (
-        platform_prompt(),
-        getattr(tier, "system_prompt", "") if tier is not None else "",
-        getattr(user, "custom_instructions", ""),
-        chat.instructions,
-    )
+def system_prompt_for(*, chat: Chat, user: User) -> str:
+    """The non-empty layers (platform → tier → the user's custom instructions → the chat's
+    instructions), joined by blank lines; an empty layer is left out."""
+    layers = (platform_prompt(), user.tier.system_prompt, user.custom_instructions, chat.instructions)
     return "\n\n".join(layer.strip() for layer in layers if layer and layer.strip())
 
 
@@ -72,6 +68,18 @@ _SENT_ROLES = frozenset({Role.USER.value, Role.ASSISTANT.value, Role.TOOL.value}
 _SPEAKERS: dict[str, Literal["user", "assistant"]] = {Role.USER.value: "user", Role.ASSISTANT.value: "assistant"}
 
 
+@dataclass(frozen=True)
+class _Attached:
+    """An image part of a kept turn, read from storage only once trimming is done."""
+
+    upload_id: str
+    media_type: str
+
+
+# Sent in place of an attached image whose file is gone (or is not the chat owner's).
+IMAGE_GONE = "[An image was attached here; it is no longer available.]"
+
+
 class _Turn:
     """The contract messages one stored message becomes, and their estimated token count.
 
@@ -90,26 +98,40 @@ class _Turn:
         self.result_ids: list[str] | None = None
 
 
-def _close(turn: _Turn, speaker: Literal["user", "assistant"] | None, text: list[str], calls: list[ToolCall]) -> None:
-    """End the message being gathered (text and tool calls) and start a new one."""
+def _close(
+    turn: _Turn,
+    speaker: Literal["user", "assistant"] | None,
+    text: list[str],
+    calls: list[ToolCall],
+    images: list[_Attached] | None = None,
+) -> None:
+    """End the message being gathered (images, text and tool calls) and start a new one."""
     joined = "".join(text)
-    if speaker is not None and (joined or calls):
-        parts = (TextPart(joined),) if joined else ()
+    if speaker is not None and (joined or calls or images):
+        parts: tuple[Any, ...] = (TextPart(joined),) if joined else ()
+        if images:
+            parts = (*images, *parts)
+            turn.tokens += IMAGE_TOKENS * len(images)
+            images.clear()
         turn.messages.append(ChatMessage(role=speaker, parts=parts, tool_calls=tuple(calls)))
         turn.tokens += TOKENS_PER_MESSAGE + len(joined) // CHARS_PER_TOKEN
     text.clear()
     calls.clear()
 
 
-def _turn_of(role: str, parts: Iterable[dict[str, Any]]) -> _Turn:
+def _turn_of(role: str, parts: Iterable[dict[str, Any]], *, images: bool = True) -> _Turn:
     turn = _Turn(role)
     speaker = _SPEAKERS.get(role)
     text: list[str] = []
     calls: list[ToolCall] = []
+    attached: list[_Attached] | None = None
     for part in parts:
         kind = part.get("type")
         if kind == "text":
             text.append(str(part.get("text") or ""))
+        elif kind == "image" and speaker == "user" and images:
+            attached = attached or []
+            attached.append(_Attached(str(part.get("upload_id") or ""), str(part.get("media_type") or "")))
         elif kind == "tool_call" and speaker == "assistant":
             call = ToolCall(
                 id=str(part.get("id") or ""),
@@ -128,7 +150,7 @@ def _turn_of(role: str, parts: Iterable[dict[str, Any]]) -> _Turn:
             turn.result_ids = turn.result_ids or []
             turn.result_ids.append(call_id)
             turn.tokens += TOKENS_PER_MESSAGE + len(result) // CHARS_PER_TOKEN
-    _close(turn, speaker, text, calls)
+    _close(turn, speaker, text, calls, attached)
     return turn
 
 
@@ -151,7 +173,38 @@ def _paired(turns: Sequence[_Turn]) -> list[ChatMessage]:
     return messages
 
 
-def context_messages(*, rows: Sequence[Sequence[Any]], max_input_tokens: int, reserve_output: int) -> list[ChatMessage]:
+def _with_images(messages: list[ChatMessage], owner_id: int | None) -> list[ChatMessage]:
+    """The kept messages with their attached images read from storage (as base64): only the
+    turns actually sent are read. An image that is gone is sent as a short note instead."""
+    wanted = [part.upload_id for message in messages for part in message.parts if isinstance(part, _Attached)]
+    if not wanted:
+        return messages
+    found = images_base64(wanted, owner_id=owner_id)
+    resolved: list[ChatMessage] = []
+    for message in messages:
+        if any(isinstance(part, _Attached) for part in message.parts):
+            parts: list[Part] = []
+            for part in message.parts:
+                if not isinstance(part, _Attached):
+                    parts.append(part)
+                elif part.upload_id in found:
+                    media_type, data = found[part.upload_id]
+                    parts.append(ImagePart(media_type=media_type, data_base64=data))
+                else:
+                    parts.append(TextPart(IMAGE_GONE))
+            message = ChatMessage(role=message.role, parts=tuple(parts), tool_calls=message.tool_calls)  # noqa: PLW2901
+        resolved.append(message)
+    return resolved
+
+
+def context_messages(
+    *,
+    rows: Sequence[Sequence[Any]],
+    max_input_tokens: int,
+    reserve_output: int,
+    images: bool = True,
+    owner_id: int | None = None,
+) -> list[ChatMessage]:
     """The branch (rows of `chat.selectors.BRANCH_FIELDS`: id, parent_id, role, content, status,
     model_id; root first) as contract messages that fit `max_input_tokens - reserve_output`.
 
@@ -161,6 +214,10 @@ def context_messages(*, rows: Sequence[Sequence[Any]], max_input_tokens: int, re
     Rows are read newest first and reading stops at the budget, so the cost is O(kept rows),
     at most O(n). System rows and messages with nothing to send (an empty placeholder, an
     errored reply with no text) are skipped: the system prompt is built per request.
+
+    Image parts (a user's attachments) become `ImagePart`s, read from storage for the kept turns
+    only (and, given `owner_id`, only that user's uploads); `images=False` (a model that takes
+    no images) leaves them out.
     """
     budget = max_input_tokens - reserve_output
     newest_user = next((index for index in range(len(rows) - 1, -1, -1) if rows[index][2] == "user"), None)
@@ -173,7 +230,7 @@ def context_messages(*, rows: Sequence[Sequence[Any]], max_input_tokens: int, re
         parts = content_parts(content)
         if status == Status.ERROR.value and role == "assistant" and not parts:
             continue
-        turn = _turn_of(role, parts)
+        turn = _turn_of(role, parts, images=images)
         if not turn.messages:
             continue
         mandatory = newest_user is not None and index >= newest_user
@@ -183,4 +240,4 @@ def context_messages(*, rows: Sequence[Sequence[Any]], max_input_tokens: int, re
         used += turn.tokens
     kept.reverse()
     first_user = next((position for position, turn in enumerate(kept) if turn.role == "user"), 0)
-    return _paired(kept[first_user:])
+    return _with_images(_paired(kept[first_user:]), owner_id)

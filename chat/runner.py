@@ -2,128 +2,183 @@
 
 A generation streams from the provider (through `RoutedStream`: retries, failover, breaker),
 coalesces deltas (~30 ms) into the message's Redis stream (`chat.streambuffer`), which every
-tab of any process follows, and saves the message when it ends: complete, stopped (the partial
-text kept) or error (the partial text kept, with a user-safe code). Closing a tab does not stop
-it. Stop works from any process: the local task is cancelled, and a Redis flag reaches a task
-running in another process. A heartbeat key per generation lets start-up recovery tell a
-generation that is still running elsewhere from one whose process died.
+tab of any process can follow, and hands each stored frame to this process's own followers
+directly (`chat.fanout`). It saves the message when it ends: complete, stopped (the partial
+text kept) or error (the partial text kept, with a user-safe code). Closing a tab does not stop it.
+
+Tools: a model whose route supports tool calls is offered every registered tool
+(`chat.tools`). When a model call ends with tool calls, each is run, its result is stored in
+the reply and streamed as a `tool_result` frame, and the model is called again with the
+results, for at most `MAX_MODEL_CALLS` calls per reply.
+
+Stop works from any process: the local task is cancelled; another process hears of it on a
+Redis channel, and a flag behind it covers a process that was not listening at that moment.
+A heartbeat key per generation lets start-up recovery tell a generation that is still running
+elsewhere from one whose process died.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
-from dataclasses import dataclass, field
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
 from channels.db import database_sync_to_async
+from django.db import transaction
 from django.utils import timezone
 
+from chat.fanout import Fanout, fanout
 from chat.models import Message, Status
-from chat.streambuffer import BufferExpired, Coalescer, stream_buffer
-from providers.contract import (
-    ChatRequest,
-    ErrorCode,
-    Finish,
-    ProviderError,
-    ReasoningDelta,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    Usage,
-)
+from chat.reply import Reply
+from chat.streambuffer import BufferExpired, Coalescer, StreamBuffer, stream_buffer
+from chat.tools import ToolContext, tool_call_run, tools_registered
+from providers.contract import ChatRequest, ErrorCode, ProviderError, TextDelta
 
 logger = logging.getLogger(__name__)
 
-# Generations' database work runs in the thread pool, not Channels' single thread-sensitive
-# thread: hundreds of concurrent replies must not queue behind one another's saves.
-sync_db = functools.partial(database_sync_to_async, thread_sensitive=False)
+# Generations' and sockets' database work runs in a thread pool of its own, not Channels' single
+# thread-sensitive thread nor the loop's default pool (2 cores: 6 threads): hundreds of turns
+# starting together wait on PostgreSQL, not on a free thread. It stays below the connection
+# pool's size (DATABASE_POOL_MAX), so a thread never waits for a connection either.
+DB_THREADS = 16
+_db_executor = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="arbor-db")
+sync_db = functools.partial(database_sync_to_async, thread_sensitive=False, executor=_db_executor)
 
 RUNNING: dict[str, asyncio.Task[None]] = {}
 STOP_PREFIX = "arbor:stop:"
+STOP_CHANNEL = "arbor:stops"
 HEARTBEAT_PREFIX = "arbor:gen:"
 HEARTBEAT_SECONDS = 30
 HEARTBEAT_EVERY = 5.0
-STOP_CHECK_EVERY = 0.1
+STOP_CHECK_EVERY = 1.0  # the flag is the fallback: the channel stops a generation at once
+MAX_MODEL_CALLS = 6
 INTERRUPTED = "The server restarted while this reply was being written."
+INTERRUPTED_CODE = "interrupted"
 
 
-@dataclass
-class Reply:
-    """What a generation has written so far (kept when it stops or fails)."""
-
-    text: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)
-    usage: Usage = field(default_factory=Usage)
-    finish_reason: str = ""
-    first_token_at: float | None = None
-
-    def parts(self) -> list[dict[str, Any]]:
-        parts: list[dict[str, Any]] = []
-        if self.reasoning:
-            parts.append({"type": "reasoning", "text": "".join(self.reasoning)})
-        if self.text:
-            parts.append({"type": "text", "text": "".join(self.text)})
-        for index, call in sorted(self.tool_calls.items()):
-            parts.append({"type": "tool_call", "index": index, **call})
-        return parts
-
-    def frame_for(self, event: object) -> dict[str, Any] | None:
-        """Record `event`; return the frame that tells the browser about it."""
-        match event:
-            case TextDelta(text=text):
-                self.text.append(text)
-                return {"type": "delta", "text": text}
-            case ReasoningDelta(text=text):
-                self.reasoning.append(text)
-                return {"type": "delta", "reasoning": text}
-            case ToolCallStart(index=index, id=call_id, name=name):
-                self.tool_calls[index] = {"id": call_id, "name": name, "arguments": ""}
-                return {"type": "tool_call", "index": index, "id": call_id, "name": name}
-            case ToolCallDelta(index=index, arguments=arguments):
-                self.tool_calls.setdefault(index, {"id": "", "name": "", "arguments": ""})["arguments"] += arguments
-                return {"type": "tool_call_delta", "index": index, "arguments": arguments}
-            case ToolCallEnd(index=index):
-                return {"type": "tool_call_end", "index": index}
-            case Usage():
-                self.usage = event
-            case Finish(reason=reason):
-                self.finish_reason = str(reason)
-        return None
-
-
-async def generation_start(message_id: UUID | str, *, route: Any = None) -> asyncio.Task[None]:
+async def generation_start(
+    message_id: UUID | str, *, route: Any = None, prepared: Prepared | None = None
+) -> asyncio.Task[None]:
     """Start generating into an assistant placeholder and return its task at once. The buffer
-    is open when this returns, so a tab told about the reply can follow it straight away."""
+    is open when this returns, so a tab told about the reply can follow it straight away.
+    `prepared` (from `generation_prepare`) skips preparing it again."""
     key = str(message_id)
     running = RUNNING.get(key)
     if running is not None and not running.done():
         return running
-    await stream_buffer().open(key)
-    task = asyncio.get_running_loop().create_task(_generate(key, route), name=f"generation {key}")
+    buffer = stream_buffer()
+    await buffer.open(key)
+    _watchers_ensure(buffer)
+    fanout().open(key)
+    task = asyncio.get_running_loop().create_task(_generate(key, route, prepared), name=f"generation {key}")
     RUNNING[key] = task
     task.add_done_callback(lambda finished: RUNNING.pop(key, None) if RUNNING.get(key) is finished else None)
     return task
 
 
 async def generation_stop(message_id: UUID | str) -> None:
-    """Stop a generation wherever it runs: cancel it here, flag it for any other process."""
+    """Stop a generation wherever it runs: cancel it here, tell every other process."""
     key = str(message_id)
     buffer = stream_buffer()
     await buffer.client.set(STOP_PREFIX + key, "1", ex=600)
     task = RUNNING.get(key)
     if task is not None:
         task.cancel()
+    else:
+        await buffer.client.publish(STOP_CHANNEL, key)
 
 
-@sync_db
-def _prepare(message_id: str, route: Any) -> tuple[Any, ChatRequest]:
+# --- The process's watch over its generations: stops from elsewhere, heartbeats -----------------
+_watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[asyncio.Task[None], ...]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _watchers_ensure(buffer: StreamBuffer) -> None:
+    """Start this loop's two watcher tasks (once): the stop listener and the flag-and-heartbeat
+    round. They cover a generation whatever it is doing (streaming, or running a tool)."""
+    loop = asyncio.get_running_loop()
+    running = _watchers.get(loop)
+    if running is None or any(task.done() for task in running):
+        for task in running or ():
+            task.cancel()
+        _watchers[loop] = (
+            loop.create_task(_listen_for_stops(buffer), name="generation stops"),
+            loop.create_task(_watch_running(buffer), name="generation flags and heartbeats"),
+        )
+
+
+async def _watch_running(buffer: StreamBuffer) -> None:
+    """Every STOP_CHECK_EVERY seconds, one pipeline for all generations running here: cancel
+    those whose stop flag is set, and (every HEARTBEAT_EVERY) refresh their heartbeats."""
+    last_beat = time.monotonic()
+    while True:
+        await asyncio.sleep(STOP_CHECK_EVERY)
+        running = list(RUNNING)
+        if not running:
+            continue
+        beat = time.monotonic() - last_beat >= HEARTBEAT_EVERY
+        try:
+            async with buffer.client.pipeline(transaction=False) as pipe:
+                for message_id in running:
+                    pipe.exists(STOP_PREFIX + message_id)
+                if beat:
+                    for message_id in running:
+                        pipe.set(HEARTBEAT_PREFIX + message_id, "1", ex=HEARTBEAT_SECONDS)
+                answers = await pipe.execute()
+        except Exception:
+            logger.warning("generations: checking stop flags failed; retrying", exc_info=True)
+            continue
+        if beat:
+            last_beat = time.monotonic()
+        for message_id, flagged in zip(running, answers, strict=False):
+            task = RUNNING.get(message_id)
+            if flagged and task is not None:
+                task.cancel()
+
+
+async def _listen_for_stops(buffer: StreamBuffer) -> None:
+    """Cancel the generations running here that another process was asked to stop. A stop
+    sent while this is reconnecting is caught by the flag round (`_watch_running`)."""
+    while True:
+        try:
+            async with buffer.client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                await pubsub.subscribe(STOP_CHANNEL)
+                while True:
+                    message = await pubsub.get_message(timeout=HEARTBEAT_SECONDS / 2)
+                    task = RUNNING.get(str(message["data"])) if message else None
+                    if task is not None:
+                        task.cancel()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("generation stops: listening failed; retrying", exc_info=True)
+            await asyncio.sleep(1.0)
+
+
+# --- One generation -----------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What a generation needs before its first model call."""
+
+    route: Any
+    request: ChatRequest
+    user_id: int
+    chat_id: str
+    model_id: str
+
+
+def generation_prepare(message_id: str, route: Any = None) -> Prepared:
+    """The request for a reply's first model call (context, system prompt, tools). Sync: a
+    socket builds it in the same thread call that saved the turn, so the generation goes
+    straight to the model instead of queueing for the database again behind other turns."""
     from chat.prompts import context_messages, system_prompt_for
     from chat.selectors import ancestor_rows
     from providers.routing import route_for
@@ -133,61 +188,102 @@ def _prepare(message_id: str, route: Any) -> tuple[Any, ChatRequest]:
     if route is None or route.model_id != message.model_id:
         route = route_for(user=user, model_id=message.model_id)
     rows = ancestor_rows(message.parent) if message.parent is not None else []
+    tools = tuple(tool.spec for tool in tools_registered()) if route.supports_tools else ()
     request = ChatRequest(
         model=route.candidates[0].provider_model_id,
         messages=tuple(
             context_messages(
-                rows=rows, max_input_tokens=route.context_window, reserve_output=min(route.max_output_tokens, 8192)
+                rows=rows,
+                max_input_tokens=route.context_window,
+                reserve_output=min(route.max_output_tokens, 8192),
+                images="image" in route.input_modalities,
+                owner_id=user.pk,
             )
         ),
         system=system_prompt_for(chat=message.chat, user=user),
+        tools=tools,
         max_tokens=route.max_output_tokens,
     )
-    return route, request
+    return Prepared(route, request, user.pk, str(message.chat_id), message.model_id)
+
+
+_prepare = sync_db(generation_prepare)
 
 
 @sync_db
 def _save(message_id: str, reply: Reply, status: str, *, started: float, error: ProviderError | None) -> None:
-    from accounts.limits import TOKENS, limit_charge, limit_refund
-
+    """Save the reply, then settle what its turn reserved and record its usage, all or nothing."""
     message = Message.objects.select_related("chat__owner").get(pk=message_id)
     reservation = message.usage or {}  # what the turn reserved (chat.services.turns)
-    now = time.monotonic()
     ttft = None if reply.first_token_at is None else int((reply.first_token_at - started) * 1000)
-    Message.objects.filter(pk=message_id).update(
-        content=reply.parts(),
-        text="".join(reply.text),
-        status=status,
-        usage={
-            "input_tokens": reply.usage.input_tokens,
-            "output_tokens": reply.usage.output_tokens,
-            "reasoning_tokens": reply.usage.reasoning_tokens,
-        },
-        finish_reason=reply.finish_reason,
-        time_to_first_token_ms=ttft,
-        total_time_ms=int((now - started) * 1000),
-        error_code=str(error.code) if error else "",
-        error_message=error.message if error else "",
-    )
-    # Settle the turn's reservation against what the provider reported, or, when it reported
-    # nothing (stopped or failed early), against an estimate of what was sent and written.
-    reserved = reservation.get("reserved_tokens", 0)
-    used = reply.usage.input_tokens + reply.usage.output_tokens
-    if not used:
-        used = reservation.get("estimated_input_tokens", 0) + len("".join(reply.text)) // 4
-    if used > reserved:
-        limit_charge(user=message.chat.owner, kind=TOKENS, amount=used - reserved)
-    elif used < reserved:
-        limit_refund(user=message.chat.owner, kind=TOKENS, amount=reserved - used)
+    total = int((time.monotonic() - started) * 1000)
+    saved: dict[str, Any] = {"provider": reply.provider} if reply.provider else {}
+    with transaction.atomic():
+        Message.objects.filter(pk=message_id).update(
+            **saved,
+            content=reply.parts(),
+            text=reply.text,
+            status=status,
+            usage={
+                "input_tokens": reply.usage.input_tokens,
+                "output_tokens": reply.usage.output_tokens,
+                "reasoning_tokens": reply.usage.reasoning_tokens,
+            },
+            finish_reason=reply.finish_reason,
+            time_to_first_token_ms=ttft,
+            total_time_ms=total,
+            error_code=str(error.code) if error else "",
+            error_message=error.message if error else "",
+        )
+        _settle(message, reservation, reply, status=status, error=error, ttft_ms=ttft, total_ms=total)
     if status == Status.COMPLETE and not message.chat.title:
         from chat.tasks import title_chat_after_commit
 
         title_chat_after_commit(str(message.chat_id))
 
 
-@sync_db
-def _mark_provider(message_id: str, provider: str) -> None:
-    Message.objects.filter(pk=message_id).update(provider=provider)
+def _settle(
+    message: Message,
+    reservation: dict[str, Any],
+    reply: Reply,
+    *,
+    status: str,
+    error: ProviderError | None,
+    ttft_ms: int | None,
+    total_ms: int,
+    outcome: str = "",
+) -> None:
+    """Charge the turn for what the provider reported or, when it reported nothing (stopped or
+    failed early), for an estimate of what was sent and written; release the rest of what it
+    reserved (tokens and money); and write the reply's usage row."""
+    from accounts.limits import TOKENS, limit_charge, limit_refund
+    from providers.contract import Usage
+    from providers.routing import BYOK_PREFIX
+    from usage.services import usage_record
+
+    usage = reply.usage
+    if not (usage.input_tokens or usage.output_tokens):
+        usage = Usage(input_tokens=reservation.get("estimated_input_tokens", 0), output_tokens=len(reply.text) // 4)
+    reserved = reservation.get("reserved_tokens", 0)
+    used = usage.input_tokens + usage.output_tokens
+    if used > reserved:
+        limit_charge(user=message.chat.owner, kind=TOKENS, amount=used - reserved)
+    elif used < reserved:
+        limit_refund(user=message.chat.owner, kind=TOKENS, amount=reserved - used)
+    usage_record(
+        user_id=message.chat.owner_id,
+        kind="chat",
+        model_id=message.model_id,
+        provider=reply.provider or message.provider,
+        usage=usage,
+        chat_id=message.chat_id,
+        message_id=message.pk,
+        ttft_ms=ttft_ms,
+        total_ms=total_ms,
+        outcome=outcome or (str(error.code) if error else ("stopped" if status == Status.STOPPED else "complete")),
+        byok=message.model_id.startswith(BYOK_PREFIX),
+        reservation=reservation,
+    )
 
 
 def _done_frame(reply: Reply, status: str, error: ProviderError | None) -> dict[str, Any]:
@@ -206,36 +302,73 @@ def _done_frame(reply: Reply, status: str, error: ProviderError | None) -> dict[
     return frame
 
 
-async def _generate(message_id: str, route: Any = None) -> None:
+class _Writer:
+    """Stores a generation's frames in its Redis stream, then hands each, numbered, to this
+    process's followers. The coalescer calls it one frame at a time, in order."""
+
+    def __init__(self, buffer: StreamBuffer, hub: Fanout, message_id: str) -> None:
+        self.buffer, self.hub, self.message_id = buffer, hub, message_id
+
+    async def __call__(self, frame: dict[str, Any]) -> int:
+        seq = await self.buffer.append(self.message_id, frame)
+        self.hub.publish(self.message_id, {**frame, "message_id": self.message_id, "seq": seq})
+        return seq
+
+
+async def _model_call(prepared: Prepared, request: ChatRequest, reply: Reply, coalescer: Coalescer) -> None:
+    """Stream one model call into the reply."""
     from providers.resilience import RoutedStream
+
+    stream = RoutedStream(prepared.route, request, release_route=False)
+    async for event in stream:
+        if reply.first_token_at is None:
+            # Nothing is awaited before the first token goes out; the provider is saved at the end.
+            reply.first_token_at = time.monotonic()
+            reply.provider = stream.served_by.provider if stream.served_by is not None else ""
+        frame = reply.frame_for(event)
+        if frame is not None:
+            await coalescer.add(frame)
+
+
+async def _tool_loop(message_id: str, prepared: Prepared, reply: Reply, coalescer: Coalescer) -> None:
+    """Call the model; while it asks for tools (and calls are left), run them and call it again."""
+    context = ToolContext(
+        user_id=prepared.user_id,
+        chat_id=prepared.chat_id,
+        message_id=message_id,
+        model_id=prepared.model_id,
+        emit=coalescer.add,
+    )
+    request = prepared.request
+    for call_number in range(1, MAX_MODEL_CALLS + 1):
+        await _model_call(prepared, request, reply, coalescer)
+        calls = reply.step_calls()
+        if not calls or call_number == MAX_MODEL_CALLS:
+            return  # calls left unanswered at the limit are dropped from later prompts
+        for call in calls:
+            result = await tool_call_run(call, context)
+            await coalescer.add(reply.result_add(call, text=result.content, error=result.error, data=result.data))
+        request = dataclasses.replace(request, messages=request.messages + tuple(reply.step_messages()))
+        reply.step_begin()
+
+
+async def _generate(message_id: str, route: Any = None, prepared: Prepared | None = None) -> None:
+    from providers.resilience import route_release
     from providers.routing import RouteError
 
     buffer = stream_buffer()
+    hub = fanout()
     started = time.monotonic()
     reply = Reply()
-    coalescer = Coalescer(lambda frame: buffer.append(message_id, frame))
+    coalescer = Coalescer(_Writer(buffer, hub, message_id))
     status, error = Status.COMPLETE, None
     try:
+        # The first heartbeat; the process's watcher refreshes it while the generation runs.
         await buffer.client.set(HEARTBEAT_PREFIX + message_id, "1", ex=HEARTBEAT_SECONDS)
-        route, request = await _prepare(message_id, route)
-        stream = RoutedStream(route, request)
-        last_check = last_beat = time.monotonic()
-        async for event in stream:
-            if reply.first_token_at is None:
-                reply.first_token_at = time.monotonic()
-                if stream.served_by is not None:
-                    await _mark_provider(message_id, stream.served_by.provider)
-            frame = reply.frame_for(event)
-            if frame is not None:
-                await coalescer.add(frame)
-            now = time.monotonic()
-            if now - last_check >= STOP_CHECK_EVERY:
-                last_check = now
-                if await buffer.client.exists(STOP_PREFIX + message_id):
-                    raise asyncio.CancelledError
-            if now - last_beat >= HEARTBEAT_EVERY:
-                last_beat = now
-                await buffer.client.set(HEARTBEAT_PREFIX + message_id, "1", ex=HEARTBEAT_SECONDS)
+        if prepared is None:
+            prepared = await _prepare(message_id, route)
+        route = prepared.route
+        await _tool_loop(message_id, prepared, reply, coalescer)
     except asyncio.CancelledError:
         status = Status.STOPPED
     except ProviderError as failure:
@@ -248,16 +381,20 @@ async def _generate(message_id: str, route: Any = None) -> None:
     # Saving must finish even when this task is cancelled (again) meanwhile: a stop both
     # cancels the task and sets the flag, so a second cancellation can land here. Wait it out.
     saving = asyncio.ensure_future(
-        _finish(buffer, coalescer, message_id, reply=reply, status=status, started=started, error=error)
+        _finish(buffer, hub, coalescer, message_id, reply=reply, status=status, started=started, error=error)
     )
     while not saving.done():
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(saving)
+    if route is not None:
+        with contextlib.suppress(Exception):
+            await route_release(route)
     saving.result()
 
 
 async def _finish(
-    buffer: Any,
+    buffer: StreamBuffer,
+    hub: Fanout,
     coalescer: Coalescer,
     message_id: str,
     *,
@@ -266,16 +403,21 @@ async def _finish(
     started: float,
     error: ProviderError | None,
 ) -> None:
-    with contextlib.suppress(Exception):
-        await coalescer.aclose()
-    await _save(message_id, reply, status, started=started, error=error)
-    # The reply is saved; a Redis failure now only costs followers the live `done` (a resume
-    # answers from the saved message).
     try:
-        await buffer.finish(message_id, _done_frame(reply, status, error))
-        await buffer.client.delete(HEARTBEAT_PREFIX + message_id, STOP_PREFIX + message_id)
-    except Exception:  # noqa: BLE001 - logged; the saved message is the truth
-        logger.warning("generation %s: could not close its stream buffer", message_id)
+        with contextlib.suppress(Exception):
+            await coalescer.aclose()
+        await _save(message_id, reply, status, started=started, error=error)
+        # The reply is saved; a Redis failure now only costs followers the live `done` (a resume
+        # answers from the saved message).
+        try:
+            frame = _done_frame(reply, status, error)
+            seq = await buffer.finish(message_id, frame)
+            hub.publish(message_id, {**frame, "message_id": message_id, "seq": seq})
+            await buffer.client.delete(HEARTBEAT_PREFIX + message_id, STOP_PREFIX + message_id)
+        except Exception:  # noqa: BLE001 - logged; the saved message is the truth
+            logger.warning("generation %s: could not close its stream buffer", message_id)
+    finally:
+        hub.close(message_id)
 
 
 # --- Recovery -----------------------------------------------------------------------------------
@@ -296,17 +438,48 @@ async def _recover(message: Message) -> bool:
         parts.append({"type": "reasoning", "text": "".join(reasoning)})
     if "".join(text):
         parts.append({"type": "text", "text": "".join(text)})
-    await database_sync_to_async(Message.objects.filter(pk=message.pk, status=Status.STREAMING).update)(
-        content=parts,
-        text="".join(text),
-        status=Status.ERROR,
-        error_code="interrupted",
-        error_message=INTERRUPTED,
-    )
+    await sync_db(_fail_orphan)(message, parts, "".join(text))
     with contextlib.suppress(Exception):
         frame = {"type": "done", "status": Status.ERROR, "error": {"code": "interrupted", "message": INTERRUPTED}}
         await buffer.finish(message.pk, frame)
     return True
+
+
+def _fail_orphan(message: Message, parts: list[dict[str, Any]], text: str) -> None:
+    """Save what an orphan had written as an `interrupted` error and settle its turn like a
+    reply that failed without reported usage: charged an estimate, the rest of what it
+    reserved given back, a usage row written."""
+    with transaction.atomic():
+        orphan = (
+            Message.objects.select_for_update(of=("self",))
+            .select_related("chat__owner")
+            .filter(pk=message.pk, status=Status.STREAMING)
+            .first()
+        )
+        if orphan is None:
+            return  # saved meanwhile by its own generation
+        reservation = orphan.usage or {}
+        Message.objects.filter(pk=message.pk).update(
+            content=parts,
+            text=text,
+            status=Status.ERROR,
+            usage={"input_tokens": 0, "output_tokens": 0, "reasoning_tokens": 0},
+            error_code=INTERRUPTED_CODE,
+            error_message=INTERRUPTED,
+        )
+        reply = Reply()
+        reply.frame_for(TextDelta(text))
+        failure = ProviderError(ErrorCode.PROVIDER_UNAVAILABLE, INTERRUPTED)
+        _settle(
+            orphan,
+            reservation,
+            reply,
+            status=Status.ERROR,
+            error=failure,
+            ttft_ms=None,
+            total_ms=0,
+            outcome=INTERRUPTED_CODE,
+        )
 
 
 async def generations_recover_orphans() -> int:

@@ -13,6 +13,9 @@ Keys (both under `arbor:stream:`, both with the same TTL, refreshed by every app
 
 Contracts:
 - `append` is one Lua script (INCR, XADD, EXPIRE on both keys): atomic, O(1) per frame, never re-reads.
+  Appends made in the same event-loop iteration (hundreds of replies streaming at once) go to
+  Redis together in one pipeline: one round trip for the batch, each caller still awaiting its
+  own frame's seq.
 - `replay` and `follow` never skip or repeat a seq: each frame read must be the previous seq
   plus one, otherwise (the stream was trimmed by `maxlen` past the reader) `BufferExpired` is
   raised rather than a gap delivered.
@@ -33,6 +36,7 @@ from uuid import UUID
 
 import redis.asyncio as redis
 from django.conf import settings
+from redis.exceptions import NoScriptError
 
 KEY_PREFIX = "arbor:stream:"
 SOCKET_TIMEOUT_SECONDS = 30.0
@@ -78,6 +82,8 @@ class StreamBuffer:
             max_connections=MAX_CONNECTIONS,
         )
         self._append = self._redis.register_script(_APPEND_SCRIPT)
+        self._pending: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     @property
     def client(self) -> redis.Redis:
@@ -108,7 +114,49 @@ class StreamBuffer:
         body = {key: value for key, value in frame.items() if key not in ("message_id", "seq")}
         payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         keys = [self.stream_key(message_id), self.seq_key(message_id)]
-        return int(await self._append(keys=keys, args=[payload, self.ttl_seconds, self.maxlen or 0]))
+        stored: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((keys, [payload, self.ttl_seconds, self.maxlen or 0], stored))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._store_pending())
+        return int(await stored)
+
+    async def _store_pending(self) -> None:
+        while self._pending:
+            await asyncio.sleep(0)  # appends made in this loop iteration join the batch
+            batch, self._pending = self._pending, []
+            try:
+                results = await self._store(batch)
+            except Exception as error:  # noqa: BLE001 - every waiter gets it
+                results = [error] * len(batch)
+            for (_, _, stored), result in zip(batch, results, strict=True):
+                if stored.done():  # its caller was cancelled; the frame is stored all the same
+                    continue
+                if isinstance(result, BaseException):
+                    stored.set_exception(result)
+                else:
+                    stored.set_result(result)
+
+    async def _store(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> list[Any]:
+        """Run the append script for every frame in one pipeline. By its hash: the script is
+        loaded once, and again only for the frames Redis refused because it forgot the script
+        (a restart; a refused frame was not written, so it is sent once more)."""
+        results: list[Any] = [None] * len(batch)
+        todo = list(range(len(batch)))
+        for attempt in range(2):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for index in todo:
+                    keys, args, _ = batch[index]
+                    pipe.evalsha(self._append.sha, len(keys), *keys, *args)
+                answers = await pipe.execute(raise_on_error=False)
+            if len(answers) != len(todo):
+                raise RuntimeError(f"the pipeline answered {len(answers)} of {len(todo)} appends")
+            for index, answer in zip(todo, answers, strict=True):
+                results[index] = answer
+            todo = [index for index, answer in zip(todo, answers, strict=True) if isinstance(answer, NoScriptError)]
+            if not todo or attempt:
+                break
+            self._append.sha = await self._redis.script_load(_APPEND_SCRIPT)
+        return results
 
     async def finish(self, message_id: MessageId, frame: Frame) -> int:
         """Append the terminal `done` frame (`status`, `usage`, `error`); returns its seq."""

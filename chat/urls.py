@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from chat import api
+from chat import api, uploads_api
 
 app_name = "chat"
 
@@ -17,4 +17,6 @@ urlpatterns: list[URLPattern] = [
     path("chats/<uuid:chat_id>/share", api.chat_share, name="share"),
     path("chats/<uuid:chat_id>/export", api.chat_export, name="export"),
     path("messages/<uuid:message_id>/vote", api.message_vote, name="vote"),
+    path("uploads", uploads_api.uploads, name="uploads"),
+    path("uploads/<uuid:upload_id>", uploads_api.upload_file, name="upload"),
 ]

@@ -7,7 +7,6 @@ import socket
 from typing import Any
 
 import redis
-from django.db import DatabaseError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -24,17 +23,18 @@ def _first_line(error: BaseException) -> str:
 
 
 def database_problem(url: str) -> str | None:
-    """Connects the way the app will (Django's connection, with its connect_timeout)."""
+    """Connects the way the app will (Django's connection parameters, with its connect_timeout),
+    but on a connection of its own: opening Django's would start its pool, whose workers log
+    every failed reconnect after this has already said what is wrong."""
+    import psycopg
     from django.db import connection
 
     try:
-        connection.ensure_connection()
-    except DatabaseError as error:
+        psycopg.connect(**connection.get_connection_params()).close()
+    except psycopg.Error as error:
         password = connection.settings_dict.get("PASSWORD") or "\0"
         reason = _first_line(error).replace(password, "***")
         return f"cannot connect to the database at DATABASE_URL={redacted(url)}: {reason}"
-    finally:
-        connection.close()
     return None
 
 

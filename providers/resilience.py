@@ -55,6 +55,13 @@ class RetryPolicy:
         return backoff * random.uniform(0.5, 1.5)  # jitter, not security
 
 
+async def route_release(route: Route) -> None:
+    """Close the HTTP clients the route brought (a user's endpoint's SSRF-guarded client)."""
+    for candidate in route.candidates:
+        if candidate.endpoint.http_client is not None:
+            await candidate.endpoint.http_client.aclose()
+
+
 class RoutedStream:
     """The events of one generation from the first provider that answers.
 
@@ -69,8 +76,11 @@ class RoutedStream:
         retry: RetryPolicy | None = None,
         breaker: BreakerPolicy | None = None,
         sleep: Callable[[float], object] = asyncio.sleep,
+        release_route: bool = True,
     ) -> None:
         self.route = route
+        # False when the caller streams from the route again (a tool loop) and releases it itself.
+        self.release_route = release_route
         self.request = request
         self.retry = retry or RetryPolicy.from_settings()
         self.breaker = breaker or BreakerPolicy.from_settings()
@@ -86,9 +96,8 @@ class RoutedStream:
             async for event in self._first_answering():
                 yield event
         finally:
-            for candidate in self.route.candidates:
-                if candidate.endpoint.http_client is not None:
-                    await candidate.endpoint.http_client.aclose()
+            if self.release_route:
+                await route_release(self.route)
 
     async def _first_answering(self) -> AsyncIterator[Event]:
         last_error = ProviderError(ErrorCode.PROVIDER_UNAVAILABLE)

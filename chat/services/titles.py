@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -26,11 +27,12 @@ from django.utils import timezone
 from accounts.models import User
 from chat.models import Chat, Message, Role
 from chat.prompts import text_of
-from providers.contract import ChatMessage, ChatRequest, ProviderError, collect
+from providers.contract import ChatMessage, ChatRequest, ChatResult, ErrorCode, ProviderError, Usage, collect
 from providers.models import Model, WireProtocol
 from providers.resilience import RoutedStream
 from providers.routing import RouteError, route_for
 from providers.selectors import models_available_to
+from usage.services import usage_record
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def chat_title_generate(*, chat_id: Any) -> str:
     question, answer = _first_exchange(chat)
     if not question.strip():
         return ""
-    title = _model_title(chat.owner, question, answer) or heuristic_title(question)
+    title = _model_title(chat.owner, question, answer, chat.pk) or heuristic_title(question)
     saved = Chat.objects.filter(pk=chat.pk, title="").update(title=title, updated_at=timezone.now())
     if not saved:
         # The user named it meanwhile: theirs stands (and was pushed when they set it).
@@ -121,8 +123,9 @@ def title_model_for(user: User) -> str | None:
     return byok[0] if byok else None
 
 
-def _model_title(owner: User, question: str, answer: str) -> str:
-    """A sanitised title from the cheapest model, or "" when none answers."""
+def _model_title(owner: User, question: str, answer: str, chat_id: Any = None) -> str:
+    """A sanitised title from the cheapest model, or "" when none answers. Every call that
+    reached a provider is recorded as usage (kind "title"), failed ones with their error code."""
     model_id = title_model_for(owner)
     if model_id is None:
         return ""
@@ -138,16 +141,38 @@ def _model_title(owner: User, question: str, answer: str) -> str:
     )
     try:
         route = route_for(user=owner, model_id=model_id)
-        text = async_to_sync(_ask)(RoutedStream(route, request))
-    except (ProviderError, RouteError, TimeoutError) as error:
+    except RouteError as error:
         logger.info("titling with %s failed (%s): using the heuristic title", model_id, error)
         return ""
-    return sanitize_title(text)
+    stream = RoutedStream(route, request)
+    started = time.monotonic()
+    result, outcome = ChatResult(), "complete"
+    try:
+        result = async_to_sync(_ask)(stream)
+    except ProviderError as error:
+        outcome = str(error.code)
+    except TimeoutError:
+        outcome = str(ErrorCode.TIMEOUT)
+    served_by = stream.served_by.provider if stream.served_by else (stream.attempts[-1][0] if stream.attempts else "")
+    usage_record(
+        user_id=owner.pk,
+        kind="title",
+        model_id=route.model_id,
+        provider=served_by,
+        usage=result.usage if outcome == "complete" else Usage(),
+        chat_id=chat_id,
+        total_ms=int((time.monotonic() - started) * 1000),
+        outcome=outcome,
+        byok=route.byok,
+    )
+    if outcome != "complete":
+        logger.info("titling with %s failed (%s): using the heuristic title", model_id, outcome)
+        return ""
+    return sanitize_title(result.text)
 
 
-async def _ask(stream: RoutedStream) -> str:
-    result = await asyncio.wait_for(collect(aiter(stream)), timeout=TITLE_TIMEOUT_SECONDS)
-    return result.text
+async def _ask(stream: RoutedStream) -> ChatResult:
+    return await asyncio.wait_for(collect(aiter(stream)), timeout=TITLE_TIMEOUT_SECONDS)
 
 
 # --- Cleaning up ----------------------------------------------------------------------------------

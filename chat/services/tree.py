@@ -57,15 +57,15 @@ def message_append(
     message = Message.objects.create(
         chat=chat, parent=parent, path=segment, depth=depth, rank=rank, role=role, content=content, text=text, **fields
     )
-    Chat.objects.filter(pk=chat.pk).update(
-        message_count=F("message_count") + 1, last_activity_at=timezone.now(), updated_at=timezone.now()
-    )
+    now = timezone.now()
+    counted = {"message_count": F("message_count") + 1, "last_activity_at": now, "updated_at": now}
     if parent is not None and parent.pk == chat.active_leaf_id:
         # The common case, a reply at the end of the active branch: one selection changes.
         Message.objects.filter(pk=parent.pk).update(selected_child=message, selected_rank=rank)
-        Chat.objects.filter(pk=chat.pk).update(active_leaf=message)
+        Chat.objects.filter(pk=chat.pk).update(**counted, active_leaf=message)
         chat.active_leaf = message
     else:
+        Chat.objects.filter(pk=chat.pk).update(**counted)
         _activate(chat, message)
     return message
 
@@ -75,8 +75,9 @@ def message_edit(*, message: Message, content: list[dict[str, Any]], text: str) 
     return message_append(chat=message.chat, parent=message.parent, role=Role.USER, content=content, text=text)
 
 
-def message_regenerate(*, message: Message, model_id: str) -> Message:
-    """An assistant message gets a new sibling: an empty reply to stream into."""
+def message_regenerate(*, message: Message, model_id: str, usage: dict[str, Any] | None = None) -> Message:
+    """An assistant message gets a new sibling: an empty reply to stream into (carrying `usage`,
+    the turn's reservation, when given)."""
     return message_append(
         chat=message.chat,
         parent=message.parent,
@@ -84,6 +85,7 @@ def message_regenerate(*, message: Message, model_id: str) -> Message:
         content=[],
         model_id=model_id,
         status=Status.STREAMING,
+        usage=usage or {},
     )
 
 

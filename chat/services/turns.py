@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -17,8 +18,10 @@ from accounts.limits import turn_admit
 from accounts.models import User
 from chat.models import Chat, Message, Role, Status
 from chat.services.tree import chat_create, message_append, message_edit, message_regenerate
+from chat.services.uploads import IMAGE_TOKENS, MAX_ATTACHMENTS, attachment_parts, image_parts_of
 from providers.routing import Route, RouteError, route_for
 from providers.selectors import default_model_for
+from usage.services import AccountDisabled, QuotaExceeded, cost_of, spend_admit
 
 # Reserved per turn before the real usage is known (settled when the reply ends).
 RESERVED_OUTPUT_TOKENS = 1_000
@@ -44,8 +47,29 @@ class TurnStarted:
     route: Route | None = None  # the route checked for the reply: the runner need not resolve it again
 
 
-def _text_parts(text: str) -> list[dict[str, Any]]:
-    return [{"type": "text", "text": text}]
+def _text_parts(text: str, images: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """A user message's parts: its images (attachments), then its text."""
+    return [*(images or ()), {"type": "text", "text": text}]
+
+
+def _checked_images(user: User, route: Route, upload_ids: list[str] | None) -> list[dict[str, Any]]:
+    """The image parts of the user's uploads `upload_ids`, if the route's model takes images."""
+    if not upload_ids:
+        return []
+    if len(upload_ids) > MAX_ATTACHMENTS:
+        raise TurnRefused("bad_request", f"Attach at most {MAX_ATTACHMENTS} images.")
+    parts = attachment_parts(owner=user, upload_ids=upload_ids)
+    if parts is None:
+        raise TurnRefused("not_found", "No such upload.")
+    _take_images(route, parts)
+    return parts
+
+
+def _take_images(route: Route, images: list[dict[str, Any]]) -> None:
+    if images and "image" not in route.input_modalities:
+        raise TurnRefused(
+            "images_not_supported", f"{route.display_name} does not take images: pick a model marked vision."
+        )
 
 
 def _owned_chat(user: User, chat_id: Any) -> Chat:
@@ -79,30 +103,46 @@ def _checked_model(user: User, model_id: str) -> Route:
         raise TurnRefused(str(error.code), error.message) from None
 
 
-def _admit(user: User, estimated_input: int) -> dict[str, int]:
-    """Take one message and reserve tokens; the reservation, for the runner to settle."""
+def _admit(user: User, estimated_input: int, route: Route) -> dict[str, Any]:
+    """Take one message, reserve tokens and (platform models) the estimated cost against the
+    spend quota; the reservation, for the runner to settle. Run inside the turn's transaction:
+    a refusal raised here rolls back whatever was taken before it."""
     reserved = estimated_input + RESERVED_OUTPUT_TOKENS
     decision = turn_admit(user=user, estimated_tokens=reserved)
     if not decision.allowed:
         wait = None if math.isinf(decision.retry_after_seconds) else math.ceil(decision.retry_after_seconds)
         when = "Your plan does not allow this." if wait is None else f"Try again in {wait} s."
         raise TurnRefused("rate_limited", f"Too many requests. {when}", retry_after=wait)
-    return {"reserved_tokens": reserved, "estimated_input_tokens": estimated_input}
+    estimate = cost_of(
+        input_tokens=estimated_input,
+        output_tokens=RESERVED_OUTPUT_TOKENS,
+        input_price=route.input_price_per_mtok,
+        output_price=route.output_price_per_mtok,
+    )
+    try:
+        spend = spend_admit(user=user, amount=Decimal(0) if route.byok else estimate)
+    except AccountDisabled:
+        raise TurnRefused("account_disabled", "This account is disabled.") from None
+    except QuotaExceeded as refusal:
+        raise TurnRefused("quota_exceeded", refusal.message, retry_after=refusal.retry_after) from None
+    return {"reserved_tokens": reserved, "estimated_input_tokens": estimated_input, **spend}
 
 
-def _reserve_on(reply: Message, reservation: dict[str, int]) -> None:
-    """The placeholder carries its reservation until the runner replaces it with real usage."""
-    Message.objects.filter(pk=reply.pk).update(usage=reservation)
-    reply.usage = reservation
+def _estimate_tokens(text: str, images: int = 0) -> int:
+    return len(text) // 4 + 8 + images * IMAGE_TOKENS
 
 
-def _estimate_tokens(text: str) -> int:
-    return len(text) // 4 + 8
-
-
-def _reply_placeholder(chat: Chat, parent: Message, model_id: str) -> Message:
+def _reply_placeholder(chat: Chat, parent: Message, model_id: str, reservation: dict[str, Any]) -> Message:
+    """The reply to stream into. It carries the turn's reservation in `usage` until the runner
+    replaces it with the real usage."""
     return message_append(
-        chat=chat, parent=parent, role=Role.ASSISTANT, content=[], model_id=model_id, status=Status.STREAMING
+        chat=chat,
+        parent=parent,
+        role=Role.ASSISTANT,
+        content=[],
+        model_id=model_id,
+        status=Status.STREAMING,
+        usage=reservation,
     )
 
 
@@ -126,9 +166,11 @@ def turn_send(
     content: str,
     model_id: str | None,
     client_id: str | None = None,
+    attachments: list[str] | None = None,
 ) -> TurnStarted:
-    """A user message (in a new chat when chat_id is None) and an empty reply to stream into."""
-    if not content.strip():
+    """A user message (in a new chat when chat_id is None) and an empty reply to stream into.
+    `attachments` are ids of the user's uploads, sent as images (the model must take images)."""
+    if not content.strip() and not attachments:
         raise TurnRefused("bad_request", "The message is empty.")
     if len(content) > MAX_CONTENT_CHARACTERS:
         raise TurnRefused("bad_request", f"The message is longer than {MAX_CONTENT_CHARACTERS} characters.")
@@ -138,8 +180,9 @@ def turn_send(
     chat = _owned_chat(user, chat_id) if chat_id else None
     route = _checked_model(user, model_id or (chat.default_model if chat else "") or "")
     model = route.model_id
+    images = _checked_images(user, route, attachments)
     with transaction.atomic():
-        reservation = _admit(user, _estimate_tokens(content))
+        reservation = _admit(user, _estimate_tokens(content, len(images)), route)
         if chat is None:
             chat = chat_create(owner=user, default_model=model)
             parent = None
@@ -148,27 +191,38 @@ def turn_send(
             if parent is not None and parent.chat_id != chat.pk:
                 raise TurnRefused("not_found", "No such message in this chat.")
         question = message_append(
-            chat=chat, parent=parent, role=Role.USER, content=_text_parts(content), text=content, client_id=client_id
+            chat=chat,
+            parent=parent,
+            role=Role.USER,
+            content=_text_parts(content, images),
+            text=content,
+            client_id=client_id,
         )
-        reply = _reply_placeholder(chat, question, model)
-        _reserve_on(reply, reservation)
+        reply = _reply_placeholder(chat, question, model, reservation)
     return TurnStarted(chat=chat, user_message=question, assistant_message=reply, created=True, route=route)
 
 
-def turn_edit(*, user: User, message_id: Any, content: str, model_id: str | None = None) -> TurnStarted:
-    """A user message gets a new sibling with the new text, and a reply to it."""
+def turn_edit(
+    *, user: User, message_id: Any, content: str, model_id: str | None = None, attachments: list[str] | None = None
+) -> TurnStarted:
+    """A user message gets a new sibling with the new text, and a reply to it. `attachments`
+    None keeps the original's images; a list (empty too) replaces them."""
     original = _owned_message(user, message_id)
     if original.role != Role.USER:
         raise TurnRefused("bad_request", "Only your own messages can be edited.")
-    if not content.strip():
+    if not content.strip() and not (attachments if attachments is not None else image_parts_of(original.content)):
         raise TurnRefused("bad_request", "The message is empty.")
     route = _checked_model(user, model_id or original.chat.default_model)
     model = route.model_id
+    if attachments is None:
+        images = image_parts_of(original.content)
+        _take_images(route, images)
+    else:
+        images = _checked_images(user, route, attachments)
     with transaction.atomic():
-        reservation = _admit(user, _estimate_tokens(content))
-        edited = message_edit(message=original, content=_text_parts(content), text=content)
-        reply = _reply_placeholder(original.chat, edited, model)
-        _reserve_on(reply, reservation)
+        reservation = _admit(user, _estimate_tokens(content, len(images)), route)
+        edited = message_edit(message=original, content=_text_parts(content, images), text=content)
+        reply = _reply_placeholder(original.chat, edited, model, reservation)
     return TurnStarted(chat=original.chat, user_message=edited, assistant_message=reply, created=True, route=route)
 
 
@@ -180,9 +234,8 @@ def turn_regenerate(*, user: User, message_id: Any, model_id: str | None = None)
     route = _checked_model(user, model_id or original.model_id or original.chat.default_model)
     model = route.model_id
     with transaction.atomic():
-        reservation = _admit(user, _estimate_tokens(original.parent.text))
-        reply = message_regenerate(message=original, model_id=model)
-        _reserve_on(reply, reservation)
+        reservation = _admit(user, _estimate_tokens(original.parent.text), route)
+        reply = message_regenerate(message=original, model_id=model, usage=reservation)
     return TurnStarted(chat=original.chat, user_message=None, assistant_message=reply, created=True, route=route)
 
 

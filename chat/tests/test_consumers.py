@@ -183,6 +183,34 @@ async def test_a_send_in_a_new_chat_is_acked_then_streamed_in_seq_order_and_save
     await tab.close()
 
 
+async def test_a_sent_turn_starts_its_generation_already_prepared(
+    openai_fake: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def prepare_again(*args: Any) -> None:
+        raise AssertionError("the generation went back to the database to prepare")
+
+    monkeypatch.setattr("chat.runner._prepare", prepare_again)
+    openai_fake.script(reply(Say("Straight to the model.")))
+    tab = await _tab(await _person())
+    _, frames = await _turn(tab, _send("Hi"))
+    assert frames[-1]["status"] == "complete" and _text(frames) == "Straight to the model."
+    await tab.close()
+
+
+async def test_a_turn_whose_preparation_failed_is_prepared_again_by_its_generation(
+    openai_fake: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: Any) -> None:
+        raise RuntimeError("the database went away for a moment")
+
+    monkeypatch.setattr("chat.consumers.generation_prepare", fail)
+    openai_fake.script(reply(Say("Prepared on the second try.")))
+    tab = await _tab(await _person())
+    _, frames = await _turn(tab, _send("Hi"))
+    assert frames[-1]["status"] == "complete" and _text(frames) == "Prepared on the second try."
+    await tab.close()
+
+
 async def test_a_send_into_an_existing_chat_replies_under_the_given_parent(openai_fake: OpenAIServer) -> None:
     tab = await _tab(await _person())
     first, _ = await _turn(tab, _send("One"))

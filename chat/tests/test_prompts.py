@@ -1,29 +1,29 @@
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
 from datetime import date
-from types import SimpleNamespace
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from pytest_django.fixtures import Settings
 
+from accounts.models import Tier, User
 from accounts.tests.factories import UserFactory
-from chat.models import Chat
-from chat.prompts import DEFAULT_PLATFORM_PROMPT, context_messages, system_prompt_for, text_of
+from chat.models import Chat, Upload
+from chat.prompts import DEFAULT_PLATFORM_PROMPT, IMAGE_GONE, context_messages, system_prompt_for, text_of
 from chat.services.tree import chat_create
-from providers.contract import ChatMessage, TextPart, ToolCall
+from chat.services.uploads import IMAGE_TOKENS, images_base64, upload_create
+from providers.contract import ChatMessage, ImagePart, TextPart, ToolCall
 
 
 # --- The system prompt -------------------------------------------------------------------------
-def _user(*, tier_prompt: str | None = None, custom: str | None = None) -> SimpleNamespace:
-    tier = SimpleNamespace() if tier_prompt is None else SimpleNamespace(system_prompt=tier_prompt)
-    user = SimpleNamespace(tier=tier)
-    if custom is not None:
-        user.custom_instructions = custom
-    return user
+def _user(*, tier_prompt: str = "", custom: str = "") -> User:
+    return User(tier=Tier(system_prompt=tier_prompt), custom_instructions=custom)
 
 
 def test_the_layers_come_platform_then_tier_then_custom_instructions_then_the_chat_preset(
@@ -35,7 +35,7 @@ def test_the_layers_come_platform_then_tier_then_custom_instructions_then_the_ch
     assert prompt == "Platform rules.\n\nTier rules.\n\nCall me Ada.\n\nAnswer as a pirate."
 
 
-def test_empty_and_missing_layers_are_left_out(settings: Settings) -> None:
+def test_empty_layers_are_left_out(settings: Settings) -> None:
     settings.PLATFORM_SYSTEM_PROMPT = ""
     assert system_prompt_for(chat=Chat(instructions="Preset."), user=_user(tier_prompt="  ", custom="")) == "Preset."
     assert system_prompt_for(chat=Chat(), user=_user()) == ""
@@ -181,3 +181,82 @@ def test_text_of_joins_the_text_parts_only() -> None:
     content = [{"type": "reasoning", "text": "no"}, {"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
     assert text_of(json.dumps(content)) == "ab"
     assert text_of("") == ""
+
+
+# --- Attached images ---------------------------------------------------------------------------
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+@pytest.fixture
+def media(settings: Settings, tmp_path: Path) -> Path:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def _image(owner: User, data: bytes = PNG) -> Upload:
+    return upload_create(owner=owner, file=SimpleUploadedFile("photo", data))
+
+
+def _asked(text: str, *uploads: Upload) -> tuple:
+    images = [{"type": "image", "upload_id": str(upload.pk), "media_type": upload.media_type} for upload in uploads]
+    return _row("user", parts=[*images, {"type": "text", "text": text}])
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("media")
+def test_image_parts_become_image_parts_with_the_stored_bytes_before_the_text() -> None:
+    upload = _image(UserFactory())
+    messages = context_messages(rows=[_asked("What is this?", upload)], max_input_tokens=10_000, reserve_output=0)
+    assert messages == [
+        ChatMessage(
+            role="user",
+            parts=(
+                ImagePart(media_type="image/png", data_base64=base64.b64encode(PNG).decode()),
+                TextPart("What is this?"),
+            ),
+        )
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("media")
+def test_only_the_turns_sent_have_their_images_read_from_storage(monkeypatch: pytest.MonkeyPatch) -> None:
+    owner = UserFactory()
+    old, new = _image(owner), _image(owner)
+    read: list[list[str]] = []
+
+    def spy(upload_ids: Any, **kwargs: Any) -> Any:
+        read.append(list(upload_ids))
+        return images_base64(upload_ids, **kwargs)
+
+    monkeypatch.setattr("chat.prompts.images_base64", spy)
+    rows = [_asked("old", old), _row("assistant", "x" * 4_000), _asked("new", new)]
+    # An image is reckoned at IMAGE_TOKENS: the budget holds the newest turn only.
+    messages = context_messages(rows=rows, max_input_tokens=IMAGE_TOKENS + 100, reserve_output=0)
+    assert _texts(messages) == ["new"]
+    assert read == [[str(new.pk)]]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("media")
+def test_a_model_that_takes_no_images_is_sent_the_text_alone_and_nothing_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    upload = _image(UserFactory())
+    monkeypatch.setattr("chat.prompts.images_base64", lambda *args, **kwargs: pytest.fail("read an image"))
+    rows = [_asked("Describe it", upload), _row("assistant", "A cat."), _asked("", upload)]
+    messages = context_messages(rows=rows, max_input_tokens=10_000, reserve_output=0, images=False)
+    assert messages == [ChatMessage.text("user", "Describe it"), ChatMessage.text("assistant", "A cat.")]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("media")
+def test_an_image_that_is_gone_or_not_the_chat_owners_is_sent_as_a_note() -> None:
+    owner, stranger = UserFactory(), UserFactory()
+    gone, theirs = _image(owner), _image(stranger)
+    gone.file.delete(save=False)
+    rows = [_asked("Compare", gone, theirs)]
+    messages = context_messages(rows=rows, max_input_tokens=10_000, reserve_output=0, owner_id=owner.pk)
+    assert messages[0].parts == (TextPart(IMAGE_GONE), TextPart(IMAGE_GONE), TextPart("Compare"))

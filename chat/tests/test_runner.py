@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -10,20 +11,33 @@ from channels.db import database_sync_to_async
 
 from accounts.tests.factories import UserFactory
 from chat.models import Chat, Message, Status
-from chat.runner import HEARTBEAT_PREFIX, generation_start, generation_stop, generations_recover_orphans
+from chat.runner import (
+    HEARTBEAT_PREFIX,
+    MAX_MODEL_CALLS,
+    STOP_CHANNEL,
+    STOP_CHECK_EVERY,
+    generation_start,
+    generation_stop,
+    generations_recover_orphans,
+)
 from chat.services.turns import turn_send
 from chat.streambuffer import stream_buffer
+from chat.tools import ToolContext, ToolFailure, ToolResult, tools_replaced
 from providers.catalog import catalog_seed
-from providers.testing.base import Count, Say, reply
+from providers.contract import ToolSpec
+from providers.models import Model
+from providers.testing.base import Call, Count, End, Say, reply
 from providers.testing.openai_server import OpenAIServer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_platform_keys")]
 
 
 @database_sync_to_async
-def _send(text: str, model: str | None) -> tuple[str, str]:
+def _send(text: str, model: str | None, *, supports_tools: bool = True) -> tuple[str, str]:
     user = UserFactory()  # first: it restores the default tiers the seed grants models to
     catalog_seed()
+    if not supports_tools:
+        Model.objects.filter(model_id=model).update(supports_tools=False)
     started = turn_send(user=user, chat_id=None, parent_id=None, content=text, model_id=model)
     Chat.objects.filter(pk=started.chat.pk).update(title="set by the test")  # no title task here
     return str(started.chat.pk), str(started.assistant_message.pk)
@@ -168,3 +182,173 @@ async def test_a_stopped_reply_without_reported_usage_is_charged_an_estimate_not
     charged = capacity - await _tokens_left(str(placeholder.pk))
     assert charged == placeholder.usage["estimated_input_tokens"] + len(saved.text) // 4
     assert charged < placeholder.usage["reserved_tokens"]
+
+
+class _Echo:
+    """A tool that answers with its argument and tells the browser it ran."""
+
+    spec = ToolSpec("echo", "Repeat the text.", {"type": "object", "properties": {"text": {"type": "string"}}})
+
+    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        if not isinstance(arguments.get("text"), str):
+            raise ToolFailure("`text` must be a string.")
+        await context.emit({"type": "echo_ran", "chat_id": context.chat_id})
+        return ToolResult(f"echo: {arguments['text']}", data={"length": len(arguments["text"])})
+
+
+async def test_a_tool_call_is_run_its_result_sent_back_and_the_model_answers_after_it(
+    openai_fake: OpenAIServer,
+) -> None:
+    openai_fake.script(
+        reply(Say("Let me echo."), Call("call_1", "echo", '{"text": "hi"}'), End("tool_calls")),
+        reply(Say("The tool said hi.")),
+    )
+    with tools_replaced(_Echo()):
+        chat_id, reply_id = await _send("Echo hi", "openai:gpt-5-mini")
+        await (await generation_start(reply_id))
+    frames = await _frames(reply_id)
+    kinds = [frame["type"] for frame in frames]
+    assert kinds.index("tool_call") < kinds.index("echo_ran") < kinds.index("tool_result") < len(kinds) - 1
+    assert next(frame for frame in frames if frame["type"] == "echo_ran")["chat_id"] == chat_id
+    result = next(frame for frame in frames if frame["type"] == "tool_result")
+    assert (result["text"], result["error"], result["data"]) == ("echo: hi", False, {"length": 2})
+    first, second = (request.body for request in openai_fake.requests[-2:])
+    assert [tool["function"]["name"] for tool in first["tools"]] == ["echo"]
+    assert second["messages"][-1] == {"role": "tool", "tool_call_id": "call_1", "content": "echo: hi"}
+    saved = await _message(reply_id)
+    assert [part["type"] for part in saved.content] == ["text", "tool_call", "tool_result", "text"]
+    assert saved.text == "Let me echo.The tool said hi."
+    assert saved.status == Status.COMPLETE
+
+
+async def test_malformed_tool_arguments_go_back_to_the_model_as_an_error_and_the_reply_goes_on(
+    openai_fake: OpenAIServer,
+) -> None:
+    openai_fake.script(
+        reply(Call("call_1", "echo", '{"text": '), End("tool_calls")),
+        reply(Call("call_2", "echo", '{"text": 5}'), End("tool_calls")),
+        reply(Say("Sorry, I could not echo.")),
+    )
+    with tools_replaced(_Echo()):
+        _, reply_id = await _send("Echo", "openai:gpt-5-mini")
+        await (await generation_start(reply_id))
+    saved = await _message(reply_id)
+    results = [part for part in saved.content if part["type"] == "tool_result"]
+    assert [(part["error"], part["text"]) for part in results] == [
+        (True, "The arguments of echo are not valid JSON."),
+        (True, "`text` must be a string."),
+    ]
+    assert saved.status == Status.COMPLETE and saved.text == "Sorry, I could not echo."
+
+
+async def test_a_model_that_keeps_calling_tools_is_stopped_at_the_call_limit(openai_fake: OpenAIServer) -> None:
+    openai_fake.script(
+        *[reply(Call(f"call_{n}", "echo", '{"text": "again"}'), End("tool_calls")) for n in range(MAX_MODEL_CALLS + 2)]
+    )
+    with tools_replaced(_Echo()):
+        _, reply_id = await _send("Loop", "openai:gpt-5-mini")
+        before = len(openai_fake.requests)
+        await (await generation_start(reply_id))
+    assert len(openai_fake.requests) - before == MAX_MODEL_CALLS
+    assert (await _message(reply_id)).status == Status.COMPLETE
+
+
+async def test_no_tools_are_offered_to_a_model_without_tool_support(openai_fake: OpenAIServer) -> None:
+    with tools_replaced(_Echo()):
+        _, reply_id = await _send("Hi", "openai:gpt-5-mini", supports_tools=False)
+        await (await generation_start(reply_id))
+    assert "tools" not in openai_fake.requests[-1].body
+
+
+async def test_a_stop_announced_by_another_process_stops_the_generation_at_once(openai_fake: OpenAIServer) -> None:
+    openai_fake.script(reply(*[Say(f"w{index} ") for index in range(300)], delay=0.01))
+    _, reply_id = await _send("Go", "openai:gpt-5-mini")
+    task = await generation_start(reply_id)
+    client = stream_buffer().client
+    while not (await client.pubsub_numsub(STOP_CHANNEL))[0][1]:
+        await asyncio.sleep(0.01)
+    await client.publish(STOP_CHANNEL, reply_id)  # what generation_stop does in another process (no flag)
+    await asyncio.wait_for(task, timeout=STOP_CHECK_EVERY / 2)
+    assert (await _message(reply_id)).status == Status.STOPPED
+
+
+@database_sync_to_async
+def _usage_rows(message_id: str) -> list[Any]:
+    from usage.models import UsageRecord
+
+    return list(UsageRecord.objects.filter(message_id=message_id))
+
+
+async def test_a_finished_reply_writes_one_usage_row_with_its_tokens_cost_and_timing(
+    openai_fake: OpenAIServer,
+) -> None:
+    openai_fake.script(reply(Say("Priced words."), Count(1_000_000, 1_000_000)))
+    _, reply_id = await _send("Price this", "openai:gpt-5-mini")
+    await (await generation_start(reply_id))
+    [row] = await _usage_rows(reply_id)
+    assert (row.kind, row.model_id, row.provider, row.outcome, row.byok) == (
+        "chat",
+        "openai:gpt-5-mini",
+        "openai",
+        "complete",
+        False,
+    )
+    assert (row.input_tokens, row.output_tokens) == (1_000_000, 1_000_000)
+    assert row.cost == Decimal("2.25")  # $0.25 in and $2 out per million tokens
+    assert row.ttft_ms is not None and row.total_ms >= row.ttft_ms
+
+
+async def test_a_reply_orphaned_by_a_crash_is_recorded_as_interrupted_and_its_tokens_given_back() -> None:
+    placeholder, capacity = await _send_without_refill("Hello there")
+    await stream_buffer().append(placeholder.pk, {"type": "delta", "text": "Partial words"})
+    assert await generations_recover_orphans() == 1
+    [row] = await _usage_rows(str(placeholder.pk))
+    assert row.outcome == "interrupted"
+    estimate = placeholder.usage["estimated_input_tokens"] + len("Partial words") // 4
+    assert (row.input_tokens + row.output_tokens) == estimate
+    assert await _tokens_left(str(placeholder.pk)) == capacity - estimate
+
+
+class _Slow:
+    """A tool that takes long: the model is not streaming while it runs."""
+
+    spec = ToolSpec("slow", "Wait.", {"type": "object", "properties": {}})
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
+    async def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        self.started.set()
+        await asyncio.sleep(30)
+        return ToolResult("done")
+
+
+async def test_a_stop_flag_set_while_a_tool_runs_stops_the_generation(openai_fake: OpenAIServer) -> None:
+    openai_fake.script(reply(Call("call_1", "slow", "{}"), End("tool_calls")))
+    slow = _Slow()
+    with tools_replaced(slow):
+        _, reply_id = await _send("Wait", "openai:gpt-5-mini")
+        task = await generation_start(reply_id)
+        await asyncio.wait_for(slow.started.wait(), 10)
+        await stream_buffer().client.set(f"arbor:stop:{reply_id}", "1")  # what generation_stop does elsewhere
+        await asyncio.wait_for(task, timeout=STOP_CHECK_EVERY * 3)
+    assert (await _message(reply_id)).status == Status.STOPPED
+
+
+async def test_the_heartbeat_is_kept_while_a_tool_runs(
+    openai_fake: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("chat.runner.STOP_CHECK_EVERY", 0.05)
+    monkeypatch.setattr("chat.runner.HEARTBEAT_EVERY", 0.1)
+    openai_fake.script(reply(Call("call_1", "slow", "{}"), End("tool_calls")))
+    slow = _Slow()
+    client = stream_buffer().client
+    with tools_replaced(slow):
+        _, reply_id = await _send("Wait", "openai:gpt-5-mini")
+        task = await generation_start(reply_id)
+        await asyncio.wait_for(slow.started.wait(), 10)
+        await client.delete(HEARTBEAT_PREFIX + reply_id)  # as if it had expired
+        await asyncio.sleep(0.5)
+        assert await client.exists(HEARTBEAT_PREFIX + reply_id)
+        await generation_stop(reply_id)
+        await task

@@ -408,3 +408,14 @@ async def test_stored_bytes_grow_linearly_with_the_reply_length(buffer: StreamBu
         assert text_length == length
         assert frame_count < length / 5
         assert stored_bytes <= text_length + 40 * frame_count
+
+
+async def test_appends_made_together_are_numbered_in_order_and_survive_a_flushed_script_cache() -> None:
+    buffer = StreamBuffer(settings.REDIS_URL)
+    await buffer.open("batched")
+    await buffer.client.script_flush()
+    seqs = await asyncio.gather(*[buffer.append("batched", {"type": "delta", "text": str(n)}) for n in range(50)])
+    assert sorted(seqs) == list(range(1, 51))
+    frames = await buffer.replay("batched")
+    assert [frame["text"] for frame in frames] == [str(n) for n in range(50)]
+    await buffer.aclose()

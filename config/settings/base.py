@@ -94,6 +94,8 @@ INSTALLED_APPS = [
     "providers",
     "chat",
     "artifacts",
+    "usage",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -106,6 +108,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "web.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -129,9 +132,19 @@ TEMPLATES = [
 
 DATABASE_URL = _database_url()
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# A connection pool shared by every thread of a process: the ASGI process runs its database work
+# in a thread pool, and opening a PostgreSQL connection per call (a server process forked each
+# time) cost more than the queries of a chat turn. Django refuses CONN_MAX_AGE with a pool.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+if env.bool("DATABASE_POOL", default=True):
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": env.int("DATABASE_POOL_MIN", default=1),
+        "max_size": env.int("DATABASE_POOL_MAX", default=20),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 globals().update(redis_backed_settings(_redis_url()))
@@ -143,6 +156,11 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Run by `celery -A config beat` (one beat process per deployment; docs/operations.md).
+CELERY_BEAT_SCHEDULE = {
+    "usage-rollup": {"task": "usage.rollup_recent", "schedule": 15 * 60},
+    "usage-prune-ledger": {"task": "usage.prune_ledger", "schedule": 24 * 60 * 60},
+}
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]

@@ -22,11 +22,12 @@ from websockets.sync.client import connect as websocket_connect
 
 from config.embedded.base import pid_is_alive
 from config.redis_urls import redis_url_with_db
+from config.testing_slots import redis_test_database
 from conftest import database_url_named, process_environment
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 SERVE_DATABASE = f"arbor_serve_test_{settings.TEST_RUN}"
-SERVE_REDIS_DB = 14
+SERVE_REDIS_DB = redis_test_database(int(settings.TEST_RUN), purpose="serve")
 READY_LINE = "Arbor is running at"
 
 

@@ -23,6 +23,7 @@ import anthropic
 import httpx2
 
 from providers.adapters.base import Adapter
+from providers.adapters.clients import shared_http_client
 from providers.adapters.wire import arguments_object, retry_after_header
 from providers.contract import (
     ChatMessage,
@@ -105,7 +106,8 @@ class AnthropicAdapter(Adapter):
 
     @contextlib.asynccontextmanager
     async def _client(self) -> AsyncIterator[anthropic.AsyncAnthropic]:
-        """A client for one call, closed after it unless the HTTP client is the caller's."""
+        """A client for one call. Its HTTP client is the endpoint's (the route closes it) or the
+        loop's shared one (never closed here), so there is nothing to close after the call."""
         endpoint = self.endpoint
         timeouts = endpoint.timeouts
         # The base's first-token and idle timers are the real limits; the read timeout only
@@ -116,16 +118,12 @@ class AnthropicAdapter(Adapter):
             # ANTHROPIC_API_KEY and send it to whatever base_url this endpoint names.
             api_key=endpoint.api_key,
             base_url=endpoint.base_url or None,
-            http_client=endpoint.http_client,
+            http_client=endpoint.http_client or shared_http_client(),
             max_retries=0,
             timeout=httpx2.Timeout(connect=timeouts.connect, read=read, write=read, pool=timeouts.connect),
             default_headers=_key_headers(endpoint.api_key),
         )
-        try:
-            yield client
-        finally:
-            if endpoint.http_client is None:
-                await client.close()
+        yield client
 
 
 def _key_headers(api_key: str) -> dict[str, Any]:

@@ -12,6 +12,8 @@ default message; the vendor's own message is read to classify an error, never pa
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -22,6 +24,7 @@ import httpx2
 import openai
 
 from providers.adapters.base import Adapter
+from providers.adapters.clients import shared_http_client
 from providers.adapters.wire import retry_after_header
 from providers.contract import (
     ChatMessage,
@@ -60,6 +63,7 @@ CONTEXT_HINTS = ("context_length", "context length", "context window", "maximum 
 FILTER_CODES = {"content_filter", "content_policy_violation"}
 QUOTA_CODES = {"insufficient_quota"}
 OUT_OF_CREDIT = "The provider account has run out of credit."
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class OpenAIAdapter(Adapter):
@@ -78,14 +82,9 @@ class OpenAIAdapter(Adapter):
                 connect=timeouts.connect, read=read, write=timeouts.connect, pool=timeouts.connect
             ),
         }
-        if self.endpoint.http_client is not None:
-            options["http_client"] = self.endpoint.http_client
+        # Never closed here: the endpoint's client belongs to its route, the shared one to the loop.
+        options["http_client"] = self.endpoint.http_client or shared_http_client()
         return openai.AsyncOpenAI(**options)
-
-    async def _close(self, client: openai.AsyncOpenAI) -> None:
-        # A given http_client is shared (the SSRF-guarded one): its owner closes it.
-        if self.endpoint.http_client is None:
-            await client.close()
 
     async def _stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         client = self._client()
@@ -100,8 +99,6 @@ class OpenAIAdapter(Adapter):
                 await stream.close()
         except (openai.OpenAIError, ValueError) as error:
             raise self._error(error) from None
-        finally:
-            await self._close(client)
         for event in state.end():
             yield event
 
@@ -111,8 +108,30 @@ class OpenAIAdapter(Adapter):
             return [model.id async for model in client.models.list()]
         except (openai.OpenAIError, ValueError) as error:
             raise self._error(error) from None
-        finally:
-            await self._close(client)
+
+    async def generate_image(self, prompt: str, *, model: str) -> tuple[bytes, Usage]:
+        """One 1024x1024 PNG drawn by an OpenAI Images model (gpt-image-1, dall-e-3) from `prompt`,
+        and the tokens it reports (gpt-image-1 does; DALL-E reports none)."""
+        client = self._client()
+        options: dict[str, Any] = {"model": model, "prompt": prompt, "n": 1, "size": "1024x1024"}
+        if model.startswith("dall-e"):
+            options["response_format"] = "b64_json"  # gpt-image-1 always answers base64 and refuses this
+        try:
+            result = await client.images.generate(**options)
+        except (openai.OpenAIError, ValueError) as error:
+            raise self._error(error) from None
+        encoded = result.data[0].b64_json if result.data else None
+        try:
+            image = base64.b64decode(encoded or "", validate=True)
+        except binascii.Error:
+            image = b""
+        if not image.startswith(PNG_SIGNATURE):
+            logger.info("openai adapter: the images endpoint answered no PNG")
+            raise ProviderError(ErrorCode.PROVIDER_UNAVAILABLE, provider=self.endpoint.provider)
+        usage = getattr(result, "usage", None)
+        if usage is None:
+            return image, Usage()
+        return image, Usage(input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0)
 
     def _error(self, error: Exception) -> ProviderError:
         mapped = provider_error(error, provider=self.endpoint.provider)

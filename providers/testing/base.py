@@ -129,7 +129,7 @@ class FakeVendorServer:
 
     # Vendor specifics ---------------------------------------------------------------------
     def route(self, method: str, path: str) -> str | None:
-        """'stream', 'models', or None (404)."""
+        """'stream', 'models', 'images', or None (404)."""
         raise NotImplementedError
 
     def stream_chunks(self, events: tuple[ScriptEvent, ...], request: RecordedRequest) -> list[bytes]:
@@ -144,6 +144,10 @@ class FakeVendorServer:
         raise NotImplementedError
 
     def models_body(self) -> bytes:
+        raise NotImplementedError
+
+    def images_body(self, request: RecordedRequest) -> bytes:
+        """A generated picture, for vendors with an images endpoint (route → "images")."""
         raise NotImplementedError
 
     # Lifecycle -----------------------------------------------------------------------------
@@ -192,8 +196,10 @@ class FakeVendorServer:
         if kind is None:
             self._send(handler, 404, {"Content-Type": "application/json"}, b'{"error": "not found"}')
             return
-        if kind == "models" and not (self.behaviours and isinstance(self.behaviours[0], Fail)):
-            self._send(handler, 200, {"Content-Type": "application/json"}, self.models_body())
+        # Listings and pictures answer at once; only a scripted failure at the head is theirs.
+        if kind in ("models", "images") and not (self.behaviours and isinstance(self.behaviours[0], Fail)):
+            body = self.models_body() if kind == "models" else self.images_body(request)
+            self._send(handler, 200, {"Content-Type": "application/json"}, body)
             return
         # A scripted failure answers whatever comes next (a rejected key fails a listing too).
         behaviour = self.next_behaviour()

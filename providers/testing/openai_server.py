@@ -1,5 +1,6 @@
 """A fake OpenAI Chat Completions server (also what OpenAI-compatible servers speak).
 
+POST /v1/images/generations answers a one-pixel PNG (`FAKE_PNG`) as base64, as gpt-image-1 does.
 POST /v1/chat/completions answers the scripted reply as the real streaming wire format:
 `data: {chat.completion.chunk}` server-sent events ending with `data: [DONE]`. Text is
 `delta.content`, reasoning is `delta.<reasoning_field>` (`reasoning_content` as DeepSeek and
@@ -12,6 +13,7 @@ Errors use OpenAI's `{"error": {"message", "type", "param", "code"}}` shape.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import time
@@ -39,6 +41,12 @@ _ERROR_KINDS: dict[int, tuple[str, str | None]] = {
 }
 
 
+# A real 1x1 PNG (one red pixel): what the fake images endpoint draws.
+FAKE_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+)
+
+
 class OpenAIServer(FakeVendorServer):
     name: ClassVar[str] = "openai"
     models: ClassVar[tuple[str, ...]] = ("gpt-4o", "gpt-4o-mini", "o4-mini")
@@ -51,6 +59,8 @@ class OpenAIServer(FakeVendorServer):
             return "stream"
         if method == "GET" and path == "/v1/models":
             return "models"
+        if method == "POST" and path == "/v1/images/generations":
+            return "images"
         return None
 
     def stream_chunks(self, events: tuple[ScriptEvent, ...], request: RecordedRequest) -> list[bytes]:
@@ -91,6 +101,16 @@ class OpenAIServer(FakeVendorServer):
     def models_body(self) -> bytes:
         data = [{"id": model, "object": "model", "created": 1700000000, "owned_by": "fake"} for model in self.models]
         return json.dumps({"object": "list", "data": data}).encode()
+
+    def images_body(self, request: RecordedRequest) -> bytes:
+        """`FAKE_PNG` as gpt-image-1 answers: base64 in `data[0].b64_json`, with token usage."""
+        usage = {"input_tokens": 12, "output_tokens": 272, "total_tokens": 284}
+        body = {
+            "created": int(time.time()),
+            "data": [{"b64_json": base64.b64encode(FAKE_PNG).decode()}],
+            "usage": usage,
+        }
+        return json.dumps(body).encode()
 
 
 class _ChunkWriter:
@@ -157,4 +177,4 @@ def _pieces(text: str, count: int) -> list[str]:
     return pieces
 
 
-__all__ = ["OpenAIServer"]
+__all__ = ["FAKE_PNG", "OpenAIServer"]

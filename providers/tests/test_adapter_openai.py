@@ -428,3 +428,27 @@ def test_retry_after_reads_milliseconds_seconds_and_dates() -> None:
     assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
     assert retry_after_seconds({"retry-after": "soon"}) is None
     assert retry_after_seconds({}) is None
+
+
+# --- Images (OpenAI Images, used by artifacts' image documents) --------------------------------
+async def test_generate_image_answers_the_png_and_its_usage(server: OpenAIServer, adapter: OpenAIAdapter) -> None:
+    from providers.testing.openai_server import FAKE_PNG
+
+    image, usage = await adapter.generate_image("A red fox", model="gpt-image-1")
+    assert image == FAKE_PNG
+    assert usage == Usage(input_tokens=12, output_tokens=272)
+    request = server.requests[-1]
+    assert request.path == "/v1/images/generations"
+    assert request.body == {"model": "gpt-image-1", "prompt": "A red fox", "n": 1, "size": "1024x1024"}
+
+
+async def test_generate_image_asks_dall_e_for_base64(server: OpenAIServer, adapter: OpenAIAdapter) -> None:
+    await adapter.generate_image("A red fox", model="dall-e-3")
+    assert server.requests[-1].body["response_format"] == "b64_json"
+
+
+async def test_generate_image_maps_errors(server: OpenAIServer, adapter: OpenAIAdapter) -> None:
+    server.script(Fail(400, "Your request was rejected by the content filter"))
+    with pytest.raises(ProviderError) as raised:
+        await adapter.generate_image("Something", model="gpt-image-1")
+    assert raised.value.code == ErrorCode.CONTENT_FILTERED

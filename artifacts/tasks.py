@@ -1,0 +1,19 @@
+"""Artifacts' Celery tasks: reviews that may wait (suggestions). Thin: ids in, one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import transaction
+
+
+@shared_task(name="artifacts.suggest")
+def suggest(version_id: int, batch: str) -> int:
+    """Review one document version (see artifacts.suggestions); returns how many were saved."""
+    from artifacts.suggestions import suggestions_generate
+
+    return suggestions_generate(version_id=version_id, batch=batch)
+
+
+def suggest_after_commit(*, version_id: int, batch: str) -> None:
+    """Queue `suggest` once the current transaction commits (at once outside one)."""
+    transaction.on_commit(lambda: suggest.delay(version_id, batch))

@@ -1,0 +1,34 @@
+"""One pooled HTTP client per event loop for calls to the platform's own endpoints.
+
+An SDK client made per call builds its own httpx2 client: a fresh SSL context loading the CA
+bundle (milliseconds of CPU and about a megabyte) and a connection pool that dies with the call.
+With hundreds of replies starting together that is most of a stream's start-up cost and of the
+web process's memory. So platform calls share one client per loop, which also keeps connections
+to the vendor alive between replies. A user's own endpoint never uses it: its route brings its
+own SSRF-guarded client.
+
+The SDKs pass their timeouts with every request, so the shared client's own are never used.
+It lives as long as its loop; adapters must not close it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+import httpx2
+
+# No cap on connections: every concurrent reply holds one for its whole stream, and a cap would
+# queue replies behind each other (httpx's default is 100). Idle ones are kept for a while.
+LIMITS = httpx2.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=30.0)
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncClient] = weakref.WeakKeyDictionary()
+
+
+def shared_http_client() -> httpx2.AsyncClient:
+    """The running loop's shared client (made on first use)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        client = _clients[loop] = httpx2.AsyncClient(limits=LIMITS, follow_redirects=True)
+    return client

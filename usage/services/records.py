@@ -1,0 +1,91 @@
+"""Recording what a generation used and cost."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+
+from accounts.models import User
+from providers.contract import Usage
+from providers.models import Model
+from usage.models import Kind, UsageRecord
+from usage.services.quotas import quota_settle
+
+MILLION = Decimal(1_000_000)
+
+
+def cost_of(*, input_tokens: int, output_tokens: int, input_price: Decimal, output_price: Decimal) -> Decimal:
+    """Money for these tokens at prices per million tokens (`output_tokens` includes reasoning,
+    which vendors bill as output)."""
+    return (Decimal(input_tokens) * Decimal(input_price) + Decimal(output_tokens) * Decimal(output_price)) / MILLION
+
+
+def model_prices(model_id: str) -> tuple[Decimal, Decimal]:
+    """A catalog model's (input, output) price per million tokens now; (0, 0) when the model is
+    not in the catalog (a BYOK model, or one deleted meanwhile)."""
+    prices = (
+        Model.objects.filter(model_id=model_id).values_list("input_price_per_mtok", "output_price_per_mtok").first()
+    )
+    return (Decimal(prices[0]), Decimal(prices[1])) if prices else (Decimal(0), Decimal(0))
+
+
+def usage_record(
+    *,
+    user_id: int,
+    kind: str,
+    model_id: str,
+    provider: str,
+    usage: Usage,
+    chat_id: UUID | str | None = None,
+    message_id: UUID | str | None = None,
+    ttft_ms: int | None = None,
+    total_ms: int | None = None,
+    outcome: str = "complete",
+    byok: bool = False,
+    reservation: dict[str, Any] | None = None,
+) -> None:
+    """Record one generation: a usage row, and its cost booked to the user's spend ledger.
+
+    The cost is computed from the model's prices now; a BYOK generation is recorded with cost 0
+    (the user's key paid). `outcome` is "complete", "stopped" or an error code. `reservation` is
+    what the turn reserved at admission (the dict `chat.services.turns` keeps on the reply's
+    placeholder, `message.usage` before the reply is saved): its spend part is released and the
+    real cost booked to the same day and month, in the same transaction as the row. Without one
+    (titles, suggestions, artifacts) the cost is booked to the current day and month. A user
+    deleted meanwhile leaves the row anonymous."""
+    if kind not in Kind.values:
+        raise ValueError(f"unknown usage kind {kind!r}")
+    if byok:
+        cost = Decimal(0)
+    else:
+        input_price, output_price = model_prices(model_id)
+        cost = cost_of(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            input_price=input_price,
+            output_price=output_price,
+        )
+    with transaction.atomic():
+        tier_id = User.objects.filter(pk=user_id).values_list("tier_id", flat=True).first()
+        UsageRecord.objects.create(
+            user_id=user_id if tier_id is not None else None,
+            tier_id=tier_id,
+            kind=kind,
+            chat_id=chat_id,
+            message_id=message_id,
+            model_id=model_id[:200],
+            provider=provider[:100],
+            input_tokens=max(0, usage.input_tokens),
+            output_tokens=max(0, usage.output_tokens),
+            reasoning_tokens=max(0, usage.reasoning_tokens),
+            cost=cost,
+            byok=byok,
+            ttft_ms=ttft_ms if ttft_ms is None else max(0, ttft_ms),
+            total_ms=total_ms if total_ms is None else max(0, total_ms),
+            outcome=str(outcome)[:40],
+        )
+        if tier_id is not None:
+            quota_settle(user_id=user_id, reservation=reservation, cost=cost)
