@@ -4,7 +4,8 @@ A day is recomputed whole in one transaction (its roll-up rows deleted and inser
 the rows), so running it twice, or concurrently (the day's marker row is locked first), gives
 the same result, and a roll-up always equals the sum of its rows. A day is marked complete
 once rolled up after it ended plus a grace for replies saved across midnight; reports roll up
-a past day that is not complete before reading it, and read today from the rows themselves.
+a past day that is not complete before reading it (at most once a minute during the grace),
+and read today from the rows themselves.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ GROUP = ("user_id", "tier_id", "model_id", "provider", "kind", "byok")
 # Rows may be saved a little after midnight for a reply that ended before it (transactions
 # commit late): a day is final only once rolled up this long after it ended.
 COMPLETE_AFTER = timedelta(minutes=10)
+# Within that grace a report would otherwise roll up yesterday again on every read (several
+# times per dashboard view); a roll-up made after the day ended is reused for this long.
+REFRESH_AFTER = timedelta(minutes=1)
 SUMS = {
     "requests": Count("id"),
     "errors": Count("id", filter=~Q(outcome__in=Outcome.values)),
@@ -109,15 +113,24 @@ def rollups_ensure(*, first: date, last: date, now: datetime | None = None) -> l
     first = max(first, timezone.localdate(earliest))
     if last < first:
         return []
-    complete = set(RolledUpDay.objects.filter(day__range=(first, last), complete=True).values_list("day", flat=True))
+    now = now or timezone.now()
+    markers = RolledUpDay.objects.filter(day__range=(first, last)).values_list("day", "complete", "rolled_up_at")
+    fresh = {day for day, complete, rolled_up_at in markers if complete or _fresh(day, rolled_up_at, now)}
     done = []
     day = first
     while day <= last:
-        if day not in complete:
+        if day not in fresh:
             usage_rollup(day=day, now=now)
             done.append(day)
         day += timedelta(days=1)
     return done
+
+
+def _fresh(day: date, rolled_up_at: datetime, now: datetime) -> bool:
+    """Rolled up after the day ended and within the last minute: only rows committed across
+    midnight since then could be missing, and the next read after a minute counts them."""
+    _, end = day_bounds(day)
+    return end <= rolled_up_at and now - rolled_up_at < REFRESH_AFTER
 
 
 def rollups_recent(*, now: datetime | None = None) -> int:

@@ -122,6 +122,29 @@ def test_reports_roll_up_only_the_past_days_not_yet_final() -> None:
     assert rollups_ensure(first=DAY - timedelta(days=10), last=DAY, now=NOON) == []
 
 
+def test_in_the_grace_after_midnight_a_report_reuses_a_roll_up_made_after_the_day_ended() -> None:
+    user = UserFactory()
+    usage_row(at=NOON, user=user)
+    just_after_midnight = datetime(2026, 3, 15, 0, 2, tzinfo=UTC)
+
+    assert rollups_ensure(first=DAY, last=DAY, now=just_after_midnight) == [DAY]
+    assert rollups_ensure(first=DAY, last=DAY, now=just_after_midnight + timedelta(seconds=30)) == []
+
+    usage_row(at=NOON + timedelta(hours=11, minutes=59), user=user)  # committed across midnight
+    assert rollups_ensure(first=DAY, last=DAY, now=just_after_midnight + timedelta(minutes=1)) == [DAY]
+    assert UsageDaily.objects.get(day=DAY).requests == 2
+
+
+def test_a_roll_up_made_before_the_day_ended_is_never_reused_for_it() -> None:
+    user = UserFactory()
+    usage_row(at=NOON, user=user)
+    usage_rollup(day=DAY, now=datetime(2026, 3, 14, 23, 59, 50, tzinfo=UTC))
+    usage_row(at=datetime(2026, 3, 14, 23, 59, 55, tzinfo=UTC), user=user)
+
+    assert rollups_ensure(first=DAY, last=DAY, now=datetime(2026, 3, 15, 0, 0, 5, tzinfo=UTC)) == [DAY]
+    assert UsageDaily.objects.get(day=DAY).requests == 2
+
+
 def test_the_scheduled_roll_up_covers_yesterday_and_today() -> None:
     user = UserFactory()
     usage_row(at=NOON, user=user)
