@@ -10,13 +10,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from accounts.client_ip import client_ip_bucket
-from accounts.models import User
+from accounts.models import UsageBucket, User
 from accounts.ratelimit import BucketRule, bucket_take
 from accounts.selectors import (
     tier_guest_default,
     tier_registered_default,
     user_email_taken,
 )
+from accounts.signals import guest_transfer_merging
 
 
 class RateLimited(Exception):
@@ -85,11 +86,15 @@ def guest_data_transfer(*, guest: User, target: User) -> None:
 
     Every one-to-many relation that points at User moves, so a model added later moves with no
     change here. One-to-one rows (per-user singletons) stay with `target`'s own. A model that
-    limits rows per user (unique together with the user) must merge before this runs, or the
-    update fails loudly rather than losing data.
+    limits rows per user (unique together with the user) merges first, here or in a receiver of
+    `guest_transfer_merging`; one that does not makes the move fail loudly rather than lose data.
     """
     if not guest.is_guest or guest.pk == target.pk:
         return
+    # The account's own rate-limit buckets govern it; a guest's bucket of a kind it has is dropped.
+    target_kinds = UsageBucket.objects.filter(user=target).values("kind")
+    UsageBucket.objects.filter(user=guest, kind__in=target_kinds).delete()
+    guest_transfer_merging.send(sender=User, guest=guest, target=target)
     for relation in User._meta.related_objects:
         if not relation.one_to_many:
             continue

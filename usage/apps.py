@@ -8,3 +8,6 @@ class UsageConfig(AppConfig):
 
     name = "usage"
     verbose_name = "Usage and operations"
+
+    def ready(self) -> None:
+        from usage import receivers  # noqa: F401  (connects the signal receivers)

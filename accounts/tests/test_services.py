@@ -4,7 +4,7 @@ import pytest
 from django.contrib.admin.models import ADDITION, LogEntry
 from pytest_django.fixtures import Settings
 
-from accounts.models import User
+from accounts.models import UsageBucket, User
 from accounts.selectors import tier_guest_default, tier_registered_default
 from accounts.services import (
     EmailTaken,
@@ -179,6 +179,22 @@ def test_guest_data_transfer_moves_every_row_and_deletes_the_guest() -> None:
         "target's own",
     }
     assert list(LogEntry.objects.filter(user=bystander).values_list("object_repr", flat=True)) == ["someone else's"]
+
+
+def test_guest_data_transfer_keeps_the_accounts_own_rate_limit_buckets_and_takes_the_others() -> None:
+    from django.utils import timezone
+
+    guest, target = GuestFactory(), UserFactory()
+    now = timezone.now()
+    UsageBucket.objects.create(user=guest, kind=UsageBucket.Kind.MESSAGES, tokens=1, updated_at=now)
+    UsageBucket.objects.create(user=guest, kind=UsageBucket.Kind.TOKENS, tokens=500, updated_at=now)
+    UsageBucket.objects.create(user=target, kind=UsageBucket.Kind.MESSAGES, tokens=7, updated_at=now)
+
+    guest_data_transfer(guest=guest, target=target)
+
+    levels = dict(UsageBucket.objects.filter(user=target).values_list("kind", "tokens"))
+    assert levels == {UsageBucket.Kind.MESSAGES: 7, UsageBucket.Kind.TOKENS: 500}
+    assert not User.objects.filter(pk=guest.pk).exists()
 
 
 def test_guest_data_transfer_does_nothing_for_a_registered_user() -> None:

@@ -250,3 +250,22 @@ def ledger_prune(*, before: date) -> int:
     """Drop ledger rows of periods that began before `before` (only current periods matter)."""
     deleted, _ = SpendLedger.objects.filter(start__lt=before).delete()
     return deleted
+
+
+# A guest's spend this day and month counts against the account they sign in to, as their usage
+# rows do. A guest row still holding a running turn's reservation stays (with its spend moved),
+# so that turn's settlement finds it.
+_MERGE_SPENT = """
+INSERT INTO {table} AS ledger (user_id, period, start, spent, reserved)
+SELECT %(target)s, period, start, spent, 0 FROM {table} WHERE user_id = %(guest)s AND spent > 0
+ON CONFLICT (user_id, period, start) DO UPDATE SET spent = ledger.spent + EXCLUDED.spent
+"""
+
+
+def quota_ledger_merge(*, guest_id: int, target_id: int) -> None:
+    """Move a guest's spend to `target`'s ledger (called when a guest signs in)."""
+    table = SpendLedger._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(_MERGE_SPENT.format(table=table), {"guest": guest_id, "target": target_id})
+    SpendLedger.objects.filter(user_id=guest_id, reserved=0).delete()
+    SpendLedger.objects.filter(user_id=guest_id).update(spent=0)

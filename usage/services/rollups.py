@@ -126,6 +126,14 @@ def rollups_ensure(*, first: date, last: date, now: datetime | None = None) -> l
     return done
 
 
+def rollups_forget_user(*, user_id: int) -> int:
+    """Make the days holding roll-ups of `user_id` be rolled up again on the next read (their
+    rows changed hands); how many days."""
+    days = UsageDaily.objects.filter(user_id=user_id).values("day")
+    deleted, _ = RolledUpDay.objects.filter(day__in=days).delete()
+    return deleted
+
+
 def _fresh(day: date, rolled_up_at: datetime, now: datetime) -> bool:
     """Rolled up after the day ended and within the last minute: only rows committed across
     midnight since then could be missing, and the next read after a minute counts them."""

@@ -268,3 +268,33 @@ class TestConcurrency:
         assert sum(isinstance(result, dict) for result in results) == 10
         assert _ledger(user).reserved == Decimal("0.50")
         assert _ledger(user, Period.MONTH).reserved == Decimal("0.50")
+
+
+@pytest.mark.django_db
+def test_a_guests_spend_counts_against_the_account_they_sign_in_to() -> None:
+    from accounts.services import guest_data_transfer
+    from accounts.tests.factories import GuestFactory
+
+    guest, account = GuestFactory(), _user()
+    today = date(2026, 3, 14)
+    SpendLedger.objects.create(user_id=guest.pk, period=Period.DAY, start=today, spent=Decimal("0.30"))
+    SpendLedger.objects.create(user_id=guest.pk, period=Period.MONTH, start=date(2026, 3, 1), spent=Decimal("0.30"))
+    SpendLedger.objects.create(user_id=account.pk, period=Period.DAY, start=today, spent=Decimal("0.20"))
+    running = SpendLedger.objects.create(
+        user_id=guest.pk, period=Period.DAY, start=today - timedelta(days=1), spent=Decimal("0.05"), reserved=1
+    )
+
+    guest_id = guest.pk
+
+    guest_data_transfer(guest=guest, target=account)
+
+    spent = {(row.period, row.start): row.spent for row in SpendLedger.objects.filter(user_id=account.pk)}
+    assert spent == {
+        (Period.DAY, today): Decimal("0.50"),
+        (Period.MONTH, date(2026, 3, 1)): Decimal("0.30"),
+        (Period.DAY, today - timedelta(days=1)): Decimal("0.05"),
+    }
+    # The row a running turn of the guest reserved in stays, for its settlement, with no spend left.
+    assert list(SpendLedger.objects.filter(user_id=guest_id).values_list("pk", "spent", "reserved")) == [
+        (running.pk, Decimal(0), Decimal(1))
+    ]

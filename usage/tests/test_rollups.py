@@ -152,3 +152,19 @@ def test_the_scheduled_roll_up_covers_yesterday_and_today() -> None:
 
     assert rollups_recent(now=NOON) == 2
     assert set(UsageDaily.objects.values_list("day", flat=True)) == {DAY, DAY - timedelta(days=1)}
+
+
+def test_after_a_guest_signs_in_their_past_days_are_rolled_up_again_under_the_account() -> None:
+    from accounts.services import guest_data_transfer
+
+    guest, account = GuestFactory(), UserFactory()
+    usage_row(at=NOON, user=guest)
+    usage_row(at=NOON, user=account)
+    rollups_ensure(first=DAY, last=DAY, now=NOON + timedelta(days=2))
+
+    guest_data_transfer(guest=guest, target=account)
+
+    assert rollups_ensure(first=DAY, last=DAY, now=NOON + timedelta(days=2)) == [DAY]
+    rolled_up = UsageDaily.objects.filter(day=DAY)
+    assert set(rolled_up.values_list("user_id", flat=True)) == {account.pk}  # one row per tier it was used on
+    assert rolled_up.aggregate(n=Sum("requests"))["n"] == 2
