@@ -37,17 +37,32 @@ def _next_rank(*, chat: Chat, parent: Message | None) -> int:
     return count - 1
 
 
-def _locked(chat: Chat) -> Chat:
-    """The chat row, locked for the transaction: tree changes of one chat happen one at a time."""
+def chat_lock(chat: Chat) -> Chat:
+    """The chat row, read again and locked for the transaction: tree changes of one chat happen
+    one at a time."""
     return Chat.objects.select_for_update().get(pk=chat.pk)
 
 
-@transaction.atomic
+# No savepoint of its own: nothing here is caught and retried inside a caller's transaction, and a
+# turn makes two appends (a savepoint and its release are two statements each).
+@transaction.atomic(savepoint=False)
 def message_append(
-    *, chat: Chat, parent: Message | None, role: str, content: list[dict[str, Any]], text: str = "", **fields: Any
+    *,
+    chat: Chat,
+    parent: Message | None,
+    role: str,
+    content: list[dict[str, Any]],
+    text: str = "",
+    locked: bool = False,
+    **fields: Any,
 ) -> Message:
-    """A new child of `parent` (a new root when None), selected and on the active branch."""
-    chat = _locked(chat)
+    """A new child of `parent` (a new root when None), selected and on the active branch.
+
+    `locked`: the caller's transaction created `chat` or read it with `chat_lock`, and made no
+    tree change since but through this function (which keeps the object current), so the row
+    is not read and locked again."""
+    if not locked:
+        chat = chat_lock(chat)
     rank = _next_rank(chat=chat, parent=parent)
     if parent is None:
         segment, depth = root_segment(rank), 1
@@ -59,7 +74,12 @@ def message_append(
     )
     now = timezone.now()
     counted = {"message_count": F("message_count") + 1, "last_activity_at": now, "updated_at": now}
-    if parent is not None and parent.pk == chat.active_leaf_id:
+    if parent is None:
+        # A new root has no ancestors and no children: selecting it sets the chat's two pointers.
+        Chat.objects.filter(pk=chat.pk).update(**counted, selected_root_id=message.pk, active_leaf=message)
+        chat.selected_root_id = message.pk
+        chat.active_leaf = message
+    elif parent.pk == chat.active_leaf_id:
         # The common case, a reply at the end of the active branch: one selection changes.
         Message.objects.filter(pk=parent.pk).update(selected_child=message, selected_rank=rank)
         Chat.objects.filter(pk=chat.pk).update(**counted, active_leaf=message)
@@ -92,7 +112,7 @@ def message_regenerate(*, message: Message, model_id: str, usage: dict[str, Any]
 @transaction.atomic
 def message_switch(*, message: Message) -> Message:
     """Select `message` among its siblings (persisted); returns the new active leaf."""
-    chat = _locked(message.chat)
+    chat = chat_lock(message.chat)
     _activate(chat, message)
     return chat.active_leaf  # type: ignore[return-value]
 
@@ -149,7 +169,7 @@ def chat_fork(*, message: Message, owner: User) -> Chat:
 @transaction.atomic
 def message_delete_subtree(*, message: Message) -> int:
     """Delete a message and everything below it; the parent selects its newest remaining child."""
-    chat = _locked(message.chat)
+    chat = chat_lock(message.chat)
     segment, depth = str(message.path), message.depth
     below = label(start_depth=depth + 1, rank=0)
     with connection.cursor() as cursor:

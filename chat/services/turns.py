@@ -17,7 +17,7 @@ from django.db import transaction
 from accounts.limits import turn_admit
 from accounts.models import User
 from chat.models import Chat, Message, Role, Status
-from chat.services.tree import chat_create, message_append, message_edit, message_regenerate
+from chat.services.tree import chat_create, chat_lock, message_append, message_edit, message_regenerate
 from chat.services.uploads import IMAGE_TOKENS, MAX_ATTACHMENTS, attachment_parts, image_parts_of
 from providers.routing import Route, RouteError, route_for
 from providers.selectors import default_model_for
@@ -132,7 +132,9 @@ def _estimate_tokens(text: str, images: int = 0) -> int:
     return len(text) // 4 + 8 + images * IMAGE_TOKENS
 
 
-def _reply_placeholder(chat: Chat, parent: Message, model_id: str, reservation: dict[str, Any]) -> Message:
+def _reply_placeholder(
+    chat: Chat, parent: Message, model_id: str, reservation: dict[str, Any], *, locked: bool = False
+) -> Message:
     """The reply to stream into. It carries the turn's reservation in `usage` until the runner
     replaces it with the real usage."""
     return message_append(
@@ -143,6 +145,7 @@ def _reply_placeholder(chat: Chat, parent: Message, model_id: str, reservation: 
         model_id=model_id,
         status=Status.STREAMING,
         usage=reservation,
+        locked=locked,
     )
 
 
@@ -183,10 +186,12 @@ def turn_send(
     images = _checked_images(user, route, attachments)
     with transaction.atomic():
         reservation = _admit(user, _estimate_tokens(content, len(images)), route)
+        # The chat is locked once for both appends (a new one is invisible to others until commit).
         if chat is None:
             chat = chat_create(owner=user, default_model=model)
             parent = None
         else:
+            chat = chat_lock(chat)
             parent = _owned_message(user, parent_id) if parent_id else None
             if parent is not None and parent.chat_id != chat.pk:
                 raise TurnRefused("not_found", "No such message in this chat.")
@@ -197,8 +202,9 @@ def turn_send(
             content=_text_parts(content, images),
             text=content,
             client_id=client_id,
+            locked=True,
         )
-        reply = _reply_placeholder(chat, question, model, reservation)
+        reply = _reply_placeholder(chat, question, model, reservation, locked=True)
     return TurnStarted(chat=chat, user_message=question, assistant_message=reply, created=True, route=route)
 
 
