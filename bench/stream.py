@@ -2,9 +2,13 @@
 
 A fake OpenAI server (its own process) writes every reply as `--tokens` words at `--rate` words
 per second. Arbor runs as `make run` does (`manage.py serve`: daphne + a worker) on a fresh
-database, with the fake as its OpenAI provider. At each concurrency N:
-- baseline: N concurrent streams read straight from the fake with the official SDK;
-- Arbor: N WebSocket clients, each a guest that sends one message and reads the reply.
+database, with the fake as its OpenAI provider. At each concurrency N, two arrival patterns:
+- burst: N sends at the same instant (the worst case: N turns queue for the same cores);
+- steady: 2N sends spaced evenly over two replies' length, so N streams are live while the
+  second half (the ones measured) start: the load N users streaming at once put on a server.
+Each pattern runs twice, in the same run: the baseline reads N streams straight from the fake with
+the official SDK (one client, warmed first, as Arbor's own pooled client is); then N WebSocket
+clients, each a guest that sends one message and reads the reply.
 Printed: time to first token (p50/p99) for both, so the difference is what Arbor adds; the lag of
 each token behind the provider's steady pace (p50/p99; Arbor adds coalescing, ~30 ms, and its
 hops); frames and bytes per reply; the web process's CPU share and peak memory.
@@ -28,8 +32,10 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -67,10 +73,14 @@ def _lags(arrivals: list[tuple[float, int]], rate: float) -> list[float]:
     return lags
 
 
-async def _direct(fake_url: str, rate: float) -> StreamResult:
+def _direct_client(fake_url: str) -> Any:
     from openai import AsyncOpenAI
 
-    client = AsyncOpenAI(api_key="sk-bench", base_url=f"{fake_url}/v1", max_retries=0)
+    # Hundreds of connections opened at once queue in the fake's accept backlog: wait, this measures delay.
+    return AsyncOpenAI(api_key="sk-bench", base_url=f"{fake_url}/v1", max_retries=0, timeout=120.0)
+
+
+async def _direct(client: Any, rate: float) -> StreamResult:
     result, arrivals = StreamResult(), []
     started = time.perf_counter()
     stream = await client.chat.completions.create(
@@ -84,7 +94,6 @@ async def _direct(fake_url: str, rate: float) -> StreamResult:
             arrivals.append((now, chunk.choices[0].delta.content.count("token")))
             result.frames += 1
             result.bytes += len(chunk.model_dump_json())
-    await client.close()
     result.lags = _lags(arrivals, rate)
     return result
 
@@ -172,7 +181,7 @@ def _fresh_database() -> str:
     return database_url_named(settings.DATABASE_URL, "arbor_bench")
 
 
-def _report(level: int, direct: list[StreamResult], arbor: list[StreamResult], sampler: Sampler) -> None:
+def _report(level: int, mode: str, direct: list[StreamResult], arbor: list[StreamResult], sampler: Sampler) -> None:
     def ms(values: list[float], fraction: float) -> str:
         return f"{_percentile(values, fraction) * 1000:7.1f}"
 
@@ -180,7 +189,7 @@ def _report(level: int, direct: list[StreamResult], arbor: list[StreamResult], s
     direct_lags = [lag for r in direct for lag in r.lags]
     arbor_lags = [lag for r in arbor for lag in r.lags]
     print(
-        f"{level:>5} | first token ms p50/p99 direct {ms(direct_first, 0.5)}/{ms(direct_first, 0.99)}"
+        f"{level:>5} {mode:<6} | first token ms p50/p99 direct {ms(direct_first, 0.5)}/{ms(direct_first, 0.99)}"
         f"  arbor {ms(arbor_first, 0.5)}/{ms(arbor_first, 0.99)}"
         f" | token lag ms p50/p99 direct {ms(direct_lags, 0.5)}/{ms(direct_lags, 0.99)}"
         f"  arbor {ms(arbor_lags, 0.5)}/{ms(arbor_lags, 0.99)}"
@@ -191,12 +200,35 @@ def _report(level: int, direct: list[StreamResult], arbor: list[StreamResult], s
     )
 
 
-async def _level(level: int, fake_url: str, base: str, daphne_pid: int, rate: float) -> None:
-    direct = await asyncio.gather(*[_direct(fake_url, rate) for _ in range(level)])
-    sessions = await asyncio.gather(*[asyncio.to_thread(_guest_session, base) for _ in range(level)])
+async def _scheduled(starts: list[float], run: Callable[[int], Awaitable[StreamResult]]) -> list[StreamResult]:
+    """run(i) for every i, each begun `starts[i]` seconds after now."""
+    origin = time.perf_counter()
+
+    async def one(index: int) -> StreamResult:
+        await asyncio.sleep(max(0.0, origin + starts[index] - time.perf_counter()))
+        return await run(index)
+
+    return list(await asyncio.gather(*[one(index) for index in range(len(starts))]))
+
+
+def _arrivals(level: int, mode: str, reply_seconds: float) -> tuple[list[float], int]:
+    """(start offsets, how many of the last ones are measured)."""
+    if mode == "burst" or level == 1:
+        return [0.0] * level, level
+    spacing = reply_seconds / level
+    return [index * spacing for index in range(2 * level)], level
+
+
+async def _level(level: int, mode: str, *, fake_url: str, base: str, daphne_pid: int, rate: float, tokens: int) -> None:
+    starts, measured = _arrivals(level, mode, tokens / rate)
+    client = _direct_client(fake_url)
+    await _direct(client, rate)  # warm: its connection pool and first parse are not measured
+    direct = await _scheduled(starts, lambda _: _direct(client, rate))
+    await client.close()
+    sessions = await asyncio.gather(*[asyncio.to_thread(_guest_session, base) for _ in starts])
     with Sampler(daphne_pid) as sampler:
-        arbor = await asyncio.gather(*[_through_arbor(base, session, rate) for session in sessions])
-    _report(level, list(direct), list(arbor), sampler)
+        arbor = await _scheduled(starts, lambda index: _through_arbor(base, sessions[index], rate))
+    _report(level, mode, direct[-measured:], arbor[-measured:], sampler)
 
 
 def main() -> None:
@@ -250,7 +282,18 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         asyncio.run(_through_arbor(base, _guest_session(base), options.rate))
         for level in (int(value) for value in options.levels.split(",")):
-            asyncio.run(_level(level, fake_url, f"http://127.0.0.1:{port}", daphne.pid, options.rate))
+            for mode in ("burst", "steady") if level > 1 else ("burst",):
+                asyncio.run(
+                    _level(
+                        level,
+                        mode,
+                        fake_url=fake_url,
+                        base=base,
+                        daphne_pid=daphne.pid,
+                        rate=options.rate,
+                        tokens=options.tokens,
+                    )
+                )
     finally:
         serve.send_signal(signal.SIGINT)
         serve.wait(timeout=60)

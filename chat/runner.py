@@ -31,6 +31,7 @@ from typing import Any
 from uuid import UUID
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -44,11 +45,9 @@ from providers.contract import ChatRequest, ErrorCode, ProviderError, TextDelta
 logger = logging.getLogger(__name__)
 
 # Generations' and sockets' database work runs in a thread pool of its own, not Channels' single
-# thread-sensitive thread nor the loop's default pool (2 cores: 6 threads): hundreds of turns
-# starting together wait on PostgreSQL, not on a free thread. It stays below the connection
-# pool's size (DATABASE_POOL_MAX), so a thread never waits for a connection either.
-DB_THREADS = 16
-_db_executor = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="arbor-db")
+# thread-sensitive thread nor the loop's default pool (2 cores: 6 threads). It stays below the
+# connection pool's size (DATABASE_POOL_MAX), so a thread never waits for a connection.
+_db_executor = ThreadPoolExecutor(max_workers=settings.DATABASE_THREADS, thread_name_prefix="arbor-db")
 sync_db = functools.partial(database_sync_to_async, thread_sensitive=False, executor=_db_executor)
 
 RUNNING: dict[str, asyncio.Task[None]] = {}

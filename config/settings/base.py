@@ -145,6 +145,10 @@ if env.bool("DATABASE_POOL", default=True):
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# Threads a web process runs sockets' and generations' database work on (chat.runner). More
+# threads overlap more round trips, but each holds the GIL for its ORM work, and the event loop
+# that writes every token waits for the GIL behind all of them (see docs/benchmarks.md).
+DATABASE_THREADS = env.int("DATABASE_THREADS", default=16)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 globals().update(redis_backed_settings(_redis_url()))
