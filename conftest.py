@@ -85,6 +85,7 @@ def process_environment(**overrides: str) -> dict[str, str]:
         REDIS_URL=settings.REDIS_URL,
         DJANGO_SETTINGS_MODULE="config.settings.test",
         DATABASE_POOL="true",  # servers run pooled, as in production (config/settings/test.py)
+        CHAT_TITLES_AUTO="true",
         PYTHONUNBUFFERED="1",
     )
     environment.update(overrides)

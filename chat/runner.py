@@ -235,7 +235,7 @@ def _save(message_id: str, reply: Reply, status: str, *, started: float, error: 
             error_message=error.message if error else "",
         )
         _settle(message, reservation, reply, status=status, error=error, ttft_ms=ttft, total_ms=total)
-    if status == Status.COMPLETE and not message.chat.title:
+    if status == Status.COMPLETE and not message.chat.title and settings.CHAT_TITLES_AUTO:
         from chat.tasks import title_chat_after_commit
 
         title_chat_after_commit(str(message.chat_id))

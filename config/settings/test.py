@@ -28,5 +28,10 @@ if not os.environ.get("DATABASE_POOL"):
 DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{TEST_RUN}"}
 globals().update(redis_backed_settings(redis_url_with_db(REDIS_URL, TEST_REDIS_DB)))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The suite shares one real Celery worker across tests: a title task queued by a test that does
+# not wait for it ran into a later test's teardown flush (a deadlock in TRUNCATE). The suite's
+# own replies queue none; the servers it starts (`serve` for the browser tests) do, from
+# `process_environment`, and the titles tests queue theirs explicitly.
+CHAT_TITLES_AUTO = os.environ.get("CHAT_TITLES_AUTO", "false") == "true"
 DEMO_TOKEN_DELAY = 0.0
 PROVIDER_RETRY_BASE_DELAY = 0.01
