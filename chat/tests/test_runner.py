@@ -352,3 +352,28 @@ async def test_the_heartbeat_is_kept_while_a_tool_runs(
         assert await client.exists(HEARTBEAT_PREFIX + reply_id)
         await generation_stop(reply_id)
         await task
+
+
+@database_sync_to_async
+def _send_untitled(text: str) -> tuple[str, str]:
+    user = UserFactory()
+    catalog_seed()
+    started = turn_send(user=user, chat_id=None, parent_id=None, content=text, model_id=None)
+    return str(started.chat.pk), str(started.assistant_message.pk)
+
+
+@pytest.mark.parametrize("automatic", [True, False])
+async def test_the_first_complete_reply_queues_the_chats_title_only_when_titles_are_automatic(
+    automatic: bool, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chat.tasks
+
+    queued: list[str] = []
+    monkeypatch.setattr(chat.tasks, "title_chat_after_commit", queued.append)
+    settings.CHAT_TITLES_AUTO = automatic
+    chat_id, reply_id = await _send_untitled("Hello there")
+
+    await (await generation_start(reply_id))
+
+    assert (await _message(reply_id)).status == Status.COMPLETE
+    assert queued == ([chat_id] if automatic else [])
