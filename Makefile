@@ -43,9 +43,11 @@ run: install
 test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# ruff, then the import layers (pyproject.toml [tool.importlinter]; docs/architecture.md "Layers").
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -31,7 +31,7 @@ from chat import queries
 from chat.models import Chat, Message, Role, Visibility
 from chat.selectors import active_branch_rows
 from chat.services import chats as chat_services
-from config.jsonbody import json_object
+from common.jsonbody import json_object
 from providers.selectors import default_model_for, models_available_to
 from providers.views import error_response
 

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from chat.models import Chat, Message
+from chat.models import Chat, Message, Status
 from chat.paths import ancestor_spans
 
 # What the client needs of every message to draw the tree and switch branches locally.
@@ -96,3 +96,9 @@ def chat_tree_json(chat: Chat) -> str:
             [chat.pk],
         )
         return cursor.fetchone()[0]
+
+
+def replies_streaming_count() -> int:
+    """Replies being written now, in every process (the saved `streaming` status: a partial
+    index makes this count cheap). The operators' dashboard shows it (registered in ChatConfig)."""
+    return Message.objects.filter(status=Status.STREAMING).count()

@@ -23,6 +23,7 @@ from accounts.models import User
 from accounts.ratelimit import BucketRule, bucket_take
 from providers.adapters import adapter_for
 from providers.contract import Endpoint, ErrorCode, ProviderError
+from providers.endpoints import custom_endpoint
 from providers.models import (
     Provider,
     UserByokModel,
@@ -33,7 +34,7 @@ from providers.models import (
 )
 from providers.routing import provider_timeouts
 from providers.secrets import SecretUnreadable, decrypt_secret, encrypt_secret, mask_secret
-from providers.urlsafety import UnsafeURL, check_base_url, guarded_http_client
+from providers.urlsafety import UnsafeURL, check_base_url
 
 logger = logging.getLogger(__name__)
 
@@ -176,11 +177,15 @@ def provider_key_delete(*, user: User, key_id: int) -> None:
 
 
 # --- Services: custom endpoints ------------------------------------------------------------------
+def _url_refused(refusal: UnsafeURL) -> ByokInvalid:
+    return ByokInvalid(refusal.message, fields={"base_url": [refusal.message]})
+
+
 def _safe_base_url(base_url: str) -> str:
     try:
         return check_base_url(base_url, allow_private=settings.ALLOW_PRIVATE_PROVIDER_URLS)
     except UnsafeURL as refusal:
-        raise ByokInvalid(refusal.message, fields={"base_url": [refusal.message]}) from None
+        raise _url_refused(refusal) from None
 
 
 def custom_provider_create(*, user: User, name: str, base_url: str, api_key: str = "") -> UserCustomProvider:
@@ -210,19 +215,12 @@ def custom_provider_delete(*, user: User, custom_provider_id: int) -> None:
 
 
 def custom_provider_endpoint(*, custom_provider: UserCustomProvider) -> Endpoint:
-    """How to call a user's endpoint now: its URL re-checked (the operator setting or DNS may have
-    changed since it was saved) and every connection through the SSRF-guarded client.
-    Raises ByokInvalid or SecretUnreadable. The caller closes `http_client`."""
-    allow_private = settings.ALLOW_PRIVATE_PROVIDER_URLS
-    base_url = _safe_base_url(custom_provider.base_url)
-    timeouts = provider_timeouts()
-    return Endpoint(
-        base_url=base_url,
-        api_key=decrypt_secret(custom_provider.api_key_encrypted),
-        timeouts=timeouts,
-        http_client=guarded_http_client(allow_private=allow_private, timeouts=timeouts),
-        provider=f"custom-{custom_provider.pk}",
-    )
+    """How to call a user's endpoint now (`providers.endpoints.custom_endpoint`, which routing
+    uses too). Raises ByokInvalid or SecretUnreadable. The caller closes `http_client`."""
+    try:
+        return custom_endpoint(custom_provider=custom_provider, timeouts=provider_timeouts())
+    except UnsafeURL as refusal:
+        raise _url_refused(refusal) from None
 
 
 # --- Services: models --------------------------------------------------------------------------

@@ -18,8 +18,10 @@ from django.conf import settings
 
 from accounts.models import User
 from providers.contract import Endpoint, Timeouts
+from providers.endpoints import custom_endpoint
 from providers.models import Model, ModelProvider, Provider, UserByokModel, UserProviderKey, WireProtocol
 from providers.secrets import decrypt_secret
+from providers.urlsafety import UnsafeURL
 
 BYOK_PREFIX = "byok:"
 
@@ -157,12 +159,10 @@ def _byok_route(user: User, model_id: str) -> Route:
     if byok is None:
         raise RouteError(RouteErrorCode.UNKNOWN_MODEL, model_id)
     if byok.custom_provider is not None:
-        from providers.byok import ByokInvalid, custom_provider_endpoint
-
         try:
             # The URL is checked again now, and every connection re-checks where it resolves.
-            endpoint = custom_provider_endpoint(custom_provider=byok.custom_provider)
-        except ByokInvalid:
+            endpoint = custom_endpoint(custom_provider=byok.custom_provider, timeouts=provider_timeouts())
+        except UnsafeURL:
             raise RouteError(RouteErrorCode.ENDPOINT_REFUSED, model_id) from None
         candidate = Candidate(endpoint.provider, WireProtocol.OPENAI, byok.provider_model_id, endpoint)
     else:

@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers
 
 from accounts.models import User
-from config.jsonbody import json_object
+from common.jsonbody import json_object
 from providers import byok
 from providers.contract import ProviderError
 from providers.models import BYOK_SLUG, Modality, Provider, UserByokModel, UserCustomProvider

@@ -3,25 +3,16 @@ audit log every such act (and every view of a user's chat) is written to."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Tier, User
 from usage.models import AuditEntry
-
-logger = logging.getLogger(__name__)
-
-# The channel-layer group every socket of a user joins (chat.services.titles.user_group), and
-# the event its consumer answers by closing the socket (`ChatConsumer.user_disabled`).
-USER_GROUP = "user.{user_id}"
-DISABLED_EVENT = "user.disabled"
+from usage.signals import user_disabled
 
 
 def _label(actor: User | None) -> str:
@@ -42,40 +33,16 @@ def audit_record(
     )
 
 
-def _close_sockets(user_id: int) -> None:
-    """Every open socket of the user closes (any process: through the channel layer). Best
-    effort: the account is already inactive, so a socket that missed this is refused at its
-    next turn."""
-    try:
-        async_to_sync(get_channel_layer().group_send)(USER_GROUP.format(user_id=user_id), {"type": DISABLED_EVENT})
-    except Exception:  # a Redis failure must not undo the disabling
-        logger.exception("could not close the sockets of user %s", user_id)
-
-
-def _stop_generations(user_id: int) -> int:
-    """Stop the user's replies being written now (wherever they run), so spending stops too."""
-    from chat.models import Message, Status  # usage never imports chat at module level
-    from chat.runner import generation_stop
-
-    running = list(Message.objects.filter(chat__owner_id=user_id, status=Status.STREAMING).values_list("pk", flat=True))
-    for message_id in running:
-        try:
-            async_to_sync(generation_stop)(message_id)
-        except Exception:  # noqa: BLE001 - logged; recovery fails it later at worst
-            logger.warning("could not stop generation %s", message_id)
-    return len(running)
-
-
 def user_disable(*, user: User, actor: User | None) -> None:
     """Disable an account at once: no new request or turn is accepted (Django refuses inactive
-    users' sessions; the turn admission re-reads `is_active`), their sockets are closed, and
-    their running generations stopped."""
+    users' sessions; the turn admission re-reads `is_active`), and `user_disabled` is sent so
+    the apps above stop what the user has running (chat closes their sockets and stops their
+    replies, so spending stops too)."""
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(is_active=False)
         audit_record(actor=actor, action="user.disable", subject_user_id=user.pk, target=str(user))
     user.is_active = False
-    _close_sockets(user.pk)
-    _stop_generations(user.pk)
+    user_disabled.send(sender=User, user_id=user.pk)
 
 
 def user_enable(*, user: User, actor: User | None) -> None:

@@ -1,72 +1,44 @@
-"""Disabling a user closes their sockets at once (through the real ASGI app and channel layer)
-and refuses their requests; idle guests; the audit log."""
+"""Disabling a user refuses their requests and announces it (`user_disabled`: chat closes their
+sockets and stops their replies, tested in chat/tests/test_receivers.py); idle guests; the audit
+log."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.tests.factories import GuestFactory, UserFactory
-from chat.consumers import CLOSE_DISABLED, CLOSE_UNAUTHENTICATED
-from config.asgi import application
 from usage.models import AuditEntry
 from usage.services.operators import idle_guests, user_disable, user_enable
+from usage.signals import user_disabled
 from usage.tests.factories import usage_row
 
 
-def _socket(cookie: str) -> WebsocketCommunicator:
-    headers = [
-        (b"origin", b"http://localhost:8000"),
-        (b"host", b"localhost"),
-        (b"cookie", f"sessionid={cookie}".encode()),
-    ]
-    return WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+@pytest.fixture
+def disabled_signals() -> Iterator[list[dict[str, Any]]]:
+    received: list[dict[str, Any]] = []
+    user_disabled.connect(lambda **kwargs: received.append(kwargs), weak=False, dispatch_uid="test.user_disabled")
+    yield received
+    user_disabled.disconnect(dispatch_uid="test.user_disabled")
 
 
-@database_sync_to_async
-def _signed_in() -> tuple[User, User, str]:
-    user, admin = UserFactory(), User.objects.create_superuser("root@example.com", "a-long-passphrase-42")
-    client = Client()
-    client.force_login(user)
-    return user, admin, client.cookies["sessionid"].value
+@pytest.mark.django_db
+def test_disabling_a_user_is_audited_and_announced_to_the_apps_above(disabled_signals: list[dict[str, Any]]) -> None:
+    """The apps above usage stop what the user has running (chat: chat/tests/test_receivers.py)."""
+    user, admin = UserFactory(), UserFactory(is_staff=True)
 
+    user_disable(user=user, actor=admin)
 
-@pytest.mark.django_db(transaction=True)
-async def test_disabling_a_user_closes_every_open_socket_of_theirs_at_once() -> None:
-    user, admin, cookie = await _signed_in()
-    tabs = [_socket(cookie), _socket(cookie)]
-    for tab in tabs:
-        connected, _ = await tab.connect()
-        assert connected
-    await tabs[0].send_json_to({"type": "ping", "req": 1})
-    assert (await tabs[0].receive_json_from())["type"] == "pong"
-
-    await database_sync_to_async(user_disable)(user=user, actor=admin)
-
-    for tab in tabs:
-        closed = await tab.receive_output(timeout=5)
-        assert closed == {"type": "websocket.close", "code": CLOSE_DISABLED}
-    entry = await database_sync_to_async(AuditEntry.objects.get)(action="user.disable")
-    assert (entry.subject_user_id, entry.actor_label) == (user.pk, "root@example.com")
-
-
-@pytest.mark.django_db(transaction=True)
-async def test_a_disabled_users_new_socket_is_refused() -> None:
-    user, admin, cookie = await _signed_in()
-    await database_sync_to_async(user_disable)(user=user, actor=admin)
-    tab = _socket(cookie)
-
-    await tab.connect()
-
-    closed = await tab.receive_output(timeout=5)
-    assert closed["type"] == "websocket.close"
-    assert closed["code"] in {CLOSE_UNAUTHENTICATED, CLOSE_DISABLED}  # Django no longer signs them in
+    assert [(signal["sender"], signal["user_id"]) for signal in disabled_signals] == [(User, user.pk)]
+    assert not User.objects.get(pk=user.pk).is_active
+    entry = AuditEntry.objects.get(action="user.disable")
+    assert (entry.subject_user_id, entry.actor_label) == (user.pk, str(admin))
 
 
 @pytest.mark.django_db
