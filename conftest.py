@@ -57,8 +57,13 @@ def _empty_redis_database() -> None:
 
 @pytest.fixture(autouse=True)
 def _no_arbor_keys() -> Iterator[None]:
+    """Also forgets this process's catalog snapshot: a test's rolled-back catalog rows were
+    never reported by a signal, as no production change is."""
     from django_redis import get_redis_connection
 
+    from providers.catalogcache import catalog_forget
+
+    catalog_forget()
     connection = get_redis_connection("default")
     keys = list(connection.scan_iter(match="arbor:*", count=1000))
     if keys:

@@ -12,6 +12,7 @@ from django.http import HttpRequest
 
 from accounts.admin import TierAdmin
 from accounts.models import Tier
+from providers.catalogcache import catalog_changed
 from providers.models import (
     Creator,
     Model,
@@ -127,11 +128,15 @@ class ModelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable the selected models")
     def enable(self, request: HttpRequest, queryset: QuerySet[Model]) -> None:
-        self.message_user(request, f"Enabled {queryset.update(enabled=True)} models.")
+        changed = queryset.update(enabled=True)
+        catalog_changed()  # update() sends no signal
+        self.message_user(request, f"Enabled {changed} models.")
 
     @admin.action(description="Disable the selected models")
     def disable(self, request: HttpRequest, queryset: QuerySet[Model]) -> None:
-        self.message_user(request, f"Disabled {queryset.update(enabled=False)} models.")
+        changed = queryset.update(enabled=False)
+        catalog_changed()  # update() sends no signal
+        self.message_user(request, f"Disabled {changed} models.")
 
     @admin.action(description="Test the providers of the selected models")
     def test_models(self, request: HttpRequest, queryset: QuerySet[Model]) -> None:

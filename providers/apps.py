@@ -7,3 +7,8 @@ class ProvidersConfig(AppConfig):
     """Model catalog, vendor adapters, routing and BYOK (built by the providers issue)."""
 
     name = "providers"
+
+    def ready(self) -> None:
+        from providers import receivers
+
+        receivers.connect()

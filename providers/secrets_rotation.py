@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from django.db import models, transaction
 
+from providers.catalogcache import catalog_changed
 from providers.models import Provider, UserCustomProvider, UserProviderKey
 from providers.secrets import SecretUnreadable, rotate_secret
 
@@ -67,4 +68,5 @@ def secrets_rotate() -> RotationReport:
     for model, field_name in ENCRYPTED_FIELDS:
         label = model._meta.label
         report.rotated[label], report.unreadable[label] = _rotate_table(model, field_name)
+    catalog_changed()  # bulk_update sends no signal; the platform keys are in the catalog snapshot
     return report

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accounts.models import User
-from providers.models import Model, Provider, UserByokModel, WireProtocol
+from providers.catalogcache import catalog_snapshot
+from providers.models import Model, UserByokModel
 from providers.routing import demo_offered, platform_api_key
 
 
@@ -33,25 +34,27 @@ def _option(model: Model | UserByokModel, *, byok: bool = False) -> ModelOption:
 
 def configured_provider_ids() -> set[int]:
     """Enabled providers that can be called now (a key, or a keyless server with a URL)."""
-    return {provider.pk for provider in Provider.objects.filter(enabled=True) if platform_api_key(provider) is not None}
+    providers = catalog_snapshot().providers
+    return {provider.pk for provider in providers if provider.enabled and platform_api_key(provider) is not None}
 
 
 def models_available_to(user: User) -> list[ModelOption]:
-    serving = configured_provider_ids()
-    platform = (
-        Model.objects.filter(
-            enabled=True,
-            tier_access__tier_id=user.tier_id,
-            routes__enabled=True,
-            routes__provider_id__in=serving,
-        )
-        .exclude(routes__provider__protocol=WireProtocol.DEMO)
-        .distinct()
-        .order_by("display_name")
-    )
-    options = [_option(model) for model in platform]
-    if demo_offered():
-        demo = Model.objects.filter(enabled=True, routes__provider__protocol=WireProtocol.DEMO).first()
+    """From the process's catalog snapshot (`providers.catalogcache`); only BYOK models are read."""
+    catalog = catalog_snapshot()
+    serving = {
+        provider.pk for provider in catalog.providers if provider.enabled and platform_api_key(provider) is not None
+    }
+    platform = [
+        model
+        for model in catalog.models.values()
+        if model.enabled
+        and model.pk not in catalog.demo
+        and user.tier_id in catalog.tiers.get(model.pk, frozenset())
+        and any(route.provider_id in serving for route in catalog.routes.get(model.pk, ()))
+    ]
+    options = [_option(model) for model in sorted(platform, key=lambda model: (model.display_name, model.model_id))]
+    if demo_offered(catalog.providers):
+        demo = next((model for model in catalog.models.values() if model.enabled and model.pk in catalog.demo), None)
         if demo is not None:
             options.append(_option(demo))
     if not user.is_guest:
@@ -62,9 +65,11 @@ def models_available_to(user: User) -> list[ModelOption]:
 def default_model_for(user: User) -> ModelOption | None:
     """The tier's default if the user can use it now, else the first model they can."""
     options = models_available_to(user)
-    access = getattr(user.tier, "model_access", None)
-    if access is not None and access.default_model_id is not None:
+    catalog = catalog_snapshot()
+    default_pk = catalog.tier_defaults.get(user.tier_id)
+    default = next((model for model in catalog.models.values() if model.pk == default_pk), None)
+    if default is not None:
         for option in options:
-            if option.model_id == access.default_model.model_id:
+            if option.model_id == default.model_id:
                 return option
     return options[0] if options else None

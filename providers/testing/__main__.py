@@ -3,17 +3,21 @@ reply at a steady pace: for the benchmarks, and to try Arbor with no key and no 
 
     .venv/bin/python -m providers.testing openai --port 9100 --tokens 300 --rate 30
     OPENAI_API_KEY=sk-fake OPENAI_BASE_URL=http://127.0.0.1:9100/v1 make run
+
+A prompt that says "reply in N tokens" gets N words instead (the benchmark's one-token turns).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import signal
 import threading
 
 from django.utils.module_loading import import_string
 
-from providers.testing.base import Count, End, Reply, Say
+from providers.testing.base import Behaviour, Count, End, FakeVendorServer, RecordedRequest, Reply, Say
 
 SERVERS = {
     "openai": "providers.testing.openai_server.OpenAIServer",
@@ -27,6 +31,20 @@ def steady_reply(tokens: int, rate: float) -> Reply:
     return Reply(events=(*words, Count(20, tokens), End()), delay=1 / rate if rate > 0 else 0.0)
 
 
+SIZED = re.compile(r"reply in (\d{1,6}) tokens")
+
+
+def sized_by_prompt(server: FakeVendorServer, rate: float) -> None:
+    """Answer a prompt that asks for "reply in N tokens" with N words at `rate`; others as before."""
+    default = server.behaviour_for
+
+    def behaviour_for(request: RecordedRequest) -> Behaviour:
+        asked = SIZED.search(json.dumps(request.body)) if request.body else None
+        return steady_reply(int(asked.group(1)), rate) if asked else default(request)
+
+    server.behaviour_for = behaviour_for  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("vendor", choices=sorted(SERVERS))
@@ -36,6 +54,7 @@ def main() -> None:
     options = parser.parse_args()
     server = import_string(SERVERS[options.vendor])(port=options.port)
     server.default_reply = steady_reply(options.tokens, options.rate)
+    sized_by_prompt(server, options.rate)
     server.start()
     print(server.url, flush=True)
     stopped = threading.Event()

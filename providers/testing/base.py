@@ -70,6 +70,9 @@ class Reply:
     events: tuple[ScriptEvent, ...]
     delay: float = 0.0  # seconds between events
     drop_after: int | None = None  # close the connection after this many events
+    # End the body cleanly after this many events, closing chunks included: the HTTP response is
+    # complete, but the reply stops half-way (no finish, no [DONE], no message_stop).
+    cut_after: int | None = None
     stall_after: int | None = None  # send nothing more after this many events, keep the connection
     malformed_at: int | None = None  # send a chunk that does not parse at this position
 
@@ -126,6 +129,11 @@ class FakeVendorServer:
 
     def next_behaviour(self) -> Behaviour:
         return self.behaviours.popleft() if self.behaviours else self.default_reply
+
+    def behaviour_for(self, request: RecordedRequest) -> Behaviour:
+        """What answers `request`: the next scripted behaviour. A subclass may look at the request
+        (the benchmark's server sizes each reply by what the prompt asks for)."""
+        return self.next_behaviour()
 
     # Vendor specifics ---------------------------------------------------------------------
     def route(self, method: str, path: str) -> str | None:
@@ -202,7 +210,7 @@ class FakeVendorServer:
             self._send(handler, 200, {"Content-Type": "application/json"}, body)
             return
         # A scripted failure answers whatever comes next (a rejected key fails a listing too).
-        behaviour = self.next_behaviour()
+        behaviour = self.behaviour_for(request)
         if isinstance(behaviour, Fail):
             headers, payload = self.error_response(behaviour)
             if behaviour.retry_after is not None:
@@ -228,6 +236,8 @@ class FakeVendorServer:
             if chunk is _DROP:
                 _drop(handler)
                 return
+            if chunk is _CUT:
+                break
             if chunk is _STALL:
                 self._stopping.wait(timeout=120)
                 _drop(handler)
@@ -246,6 +256,8 @@ class FakeVendorServer:
                 yield self.malformed_chunk()
             if reply.drop_after == position:
                 yield _DROP
+            if reply.cut_after == position:
+                yield _CUT
             if reply.stall_after == position:
                 yield _STALL
             yield chunk
@@ -255,6 +267,7 @@ class FakeVendorServer:
 
 _DROP = object()
 _STALL = object()
+_CUT = object()
 
 
 def _write_chunk(handler: BaseHTTPRequestHandler, chunk: bytes) -> None:
