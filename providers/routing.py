@@ -17,9 +17,10 @@ from enum import StrEnum
 from django.conf import settings
 
 from accounts.models import User
+from providers.catalogcache import catalog_snapshot
 from providers.contract import Endpoint, Timeouts
 from providers.endpoints import custom_endpoint
-from providers.models import Model, ModelProvider, Provider, UserByokModel, UserProviderKey, WireProtocol
+from providers.models import Model, Provider, UserByokModel, UserProviderKey, WireProtocol
 from providers.secrets import decrypt_secret
 from providers.urlsafety import UnsafeURL
 
@@ -109,37 +110,40 @@ def platform_endpoint(provider: Provider) -> Endpoint | None:
     )
 
 
-def demo_offered() -> bool:
+def demo_offered(providers: tuple[Provider, ...] | None = None) -> bool:
     """The demo model: always, never, or ("auto") while no real provider has a key."""
     mode = settings.DEMO_MODEL.lower()
     if mode in {"on", "true", "1"}:
         return True
     if mode in {"off", "false", "0"}:
         return False
-    real = Provider.objects.filter(enabled=True).exclude(protocol=WireProtocol.DEMO)
+    if providers is None:
+        providers = catalog_snapshot().providers
+    real = [provider for provider in providers if provider.enabled and provider.protocol != WireProtocol.DEMO]
     return not any(platform_api_key(provider) and provider.requires_key for provider in real)
 
 
 def tier_allows(user: User, model: Model) -> bool:
-    return model.tier_access.filter(tier_id=user.tier_id).exists()
+    return user.tier_id in catalog_snapshot().tiers.get(model.pk, frozenset())
 
 
 def route_for(*, user: User, model_id: str) -> Route:
     if model_id.startswith(BYOK_PREFIX):
         return _byok_route(user, model_id)
-    model = Model.objects.filter(model_id=model_id).first()
+    # The process's catalog snapshot: no catalogue row is read while the catalog is unchanged.
+    catalog = catalog_snapshot()
+    model = catalog.models.get(model_id)
     if model is None:
         raise RouteError(RouteErrorCode.UNKNOWN_MODEL, model_id)
     if not model.enabled:
         raise RouteError(RouteErrorCode.MODEL_DISABLED, model_id)
-    is_demo = model.routes.filter(provider__protocol=WireProtocol.DEMO).exists()
-    if is_demo and not demo_offered():
+    is_demo = model.pk in catalog.demo
+    if is_demo and not demo_offered(catalog.providers):
         raise RouteError(RouteErrorCode.MODEL_DISABLED, model_id)
-    if not is_demo and not tier_allows(user, model):
+    if not is_demo and user.tier_id not in catalog.tiers.get(model.pk, frozenset()):
         raise RouteError(RouteErrorCode.NOT_IN_TIER, model_id)
-    routes = ModelProvider.objects.filter(model=model, enabled=True, provider__enabled=True).select_related("provider")
     candidates = []
-    for route in routes.order_by("priority", "id"):
+    for route in catalog.routes.get(model.pk, ()):
         endpoint = platform_endpoint(route.provider)
         if endpoint is not None:
             candidates.append(
