@@ -1,4 +1,5 @@
-# Arbor production image: daphne serving HTTP and WebSockets on port 8000.
+# Arbor production image: `manage.py serve --web-only`, WEB_PROCESSES daphne processes (default
+# one per core the container sees) serving HTTP and WebSockets on one port, 8000.
 # The same image runs the Celery worker and the migrations (see docker-compose.yml).
 #
 # Not yet built in CI: the development machines have no Docker engine.
@@ -38,7 +39,9 @@ FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     DJANGO_SETTINGS_MODULE=config.settings.production \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    ARBOR_HOST=0.0.0.0 \
+    ARBOR_PORT=8000
 
 RUN groupadd --system --gid 10001 arbor \
     && useradd --system --uid 10001 --gid arbor --create-home --home-dir /home/arbor \
@@ -74,4 +77,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/livez', timeout=4)"]
 
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
+# The supervisor binds ARBOR_HOST:ARBOR_PORT once and starts WEB_PROCESSES daphne processes that
+# all accept on that socket; it runs as PID 1, forwards the stop signal and reaps its children.
+# --web-only: no migrations, catalog, local admin or worker (compose's other services do those).
+CMD ["python", "manage.py", "serve", "--web-only"]

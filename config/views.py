@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -29,5 +31,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def livez(request: HttpRequest) -> JsonResponse:
-    """The process answers; no dependency is checked (for a load balancer's liveness probe)."""
-    return JsonResponse({"status": "ok"})
+    """The process answers; no dependency is checked (for a load balancer's liveness probe).
+
+    X-Arbor-Process names the answering process (its pid, no secret): several web processes
+    share a port, and this tells an operator or a test which one answered."""
+    response = JsonResponse({"status": "ok"})
+    response["X-Arbor-Process"] = str(os.getpid())
+    return response

@@ -6,6 +6,7 @@ unset, the embedded servers under ./var are started or attached to (config/embed
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -247,3 +248,7 @@ DEMO_TOKEN_DELAY = env.float("DEMO_TOKEN_DELAY", default=0.03)
 ARBOR_HOST = env.str("ARBOR_HOST", default="127.0.0.1")
 ARBOR_PORT = env.int("ARBOR_PORT", default=8000)
 CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=2)
+# Daphne processes `make run` (and the image) serve ARBOR_PORT from, all on one socket: a process
+# runs one event loop, so uses one core. Empty counts as unset, so compose can pass
+# `${WEB_PROCESSES:-}` through to every container.
+WEB_PROCESSES = env.int("WEB_PROCESSES") if env.str("WEB_PROCESSES", default="") else (os.cpu_count() or 1)

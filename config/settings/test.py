@@ -34,4 +34,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # `process_environment`, and the titles tests queue theirs explicitly.
 CHAT_TITLES_AUTO = os.environ.get("CHAT_TITLES_AUTO", "false") == "true"
 DEMO_TOKEN_DELAY = 0.0
+# One web process unless the environment asks for more; the serve tests hand it to `serve`.
+WEB_PROCESSES = int(os.environ.get("WEB_PROCESSES") or 1)
 PROVIDER_RETRY_BASE_DELAY = 0.01

@@ -46,7 +46,8 @@ def _recreate_database(name: str) -> None:
 
 @pytest.fixture
 def serve_environment(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A served product as new as a fresh install: an empty database and Redis database."""
+    """A served product as new as a fresh install: an empty database and Redis database. As many
+    web processes as the test settings say (one unless the environment sets WEB_PROCESSES)."""
     _recreate_database(SERVE_DATABASE)
     redis_url = redis_url_with_db(settings.REDIS_URL, SERVE_REDIS_DB)
     redis.Redis.from_url(redis_url).flushdb()
@@ -56,6 +57,7 @@ def serve_environment(tmp_path: Path) -> Iterator[dict[str, str]]:
         DJANGO_SETTINGS_MODULE="config.settings.base",
         ARBOR_PORT=str(_free_port()),
         ARBOR_VAR_DIR=str(tmp_path),
+        WEB_PROCESSES=str(settings.WEB_PROCESSES),
     )
 
 

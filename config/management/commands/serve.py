@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import socket
+from argparse import ArgumentParser
 from typing import Any
 
 from django.conf import settings
@@ -11,7 +13,8 @@ from config.startup import StartupError
 from config.supervisor import (
     Supervisor,
     child_environment,
-    daphne_command,
+    host_problem,
+    listening_socket,
     worker_command,
 )
 
@@ -19,17 +22,62 @@ from config.supervisor import (
 INTERRUPTED_EXIT_CODE = 130
 
 
+def _processes_problem(count: int) -> str | None:
+    if count < 1:
+        return f"WEB_PROCESSES={count}: at least one web process is needed"
+    return None
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The shared socket; a port taken since the preflight check still ends in one line."""
+    try:
+        return listening_socket(host, port)
+    except OSError as error:
+        raise StartupError(preflight.port_problem(host, port) or f"cannot listen on {host}:{port}: {error}") from None
+
+
+def _processes(count: int) -> str:
+    return "1 web process" if count == 1 else f"{count} web processes"
+
+
 class Command(BaseCommand):
     help = (
         "Run the whole product locally: migrate, load the default catalog, make a local admin if\n"
-        "none, then daphne (HTTP and WebSocket) and a Celery worker until Ctrl-C. This is what\n"
-        "`make run` does.\n"
-        "Example: ARBOR_PORT=8080 python manage.py serve"
+        "none, then WEB_PROCESSES daphne processes (HTTP and WebSocket, sharing ARBOR_PORT) and a\n"
+        "Celery worker until Ctrl-C. This is what `make run` does.\n"
+        "Example: ARBOR_PORT=8080 WEB_PROCESSES=4 python manage.py serve"
     )
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        host, port = settings.ARBOR_HOST, settings.ARBOR_PORT
-        problems = [preflight.port_problem(host, port)]
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument(
+            "--web-only",
+            action="store_true",
+            help="Only the web processes: no migrations, catalog, local admin or Celery worker "
+            "(the Docker image: compose runs those as services of their own).",
+        )
+
+    def handle(self, *args: Any, web_only: bool = False, **options: Any) -> None:
+        host, port, count = settings.ARBOR_HOST, settings.ARBOR_PORT, settings.WEB_PROCESSES
+        self.check_before_serving(host, port, count)
+        if not web_only:
+            self.prepare()
+
+        supervisor = Supervisor(
+            environment=child_environment(database_url=settings.DATABASE_URL, redis_url=settings.REDIS_URL),
+            say=self.stdout.write,
+        )
+        supervisor.handle_stop_signals()
+        supervisor.start_web(_listen(host, port), count)
+        if not web_only:
+            supervisor.start("worker", worker_command(settings.CELERY_WORKER_CONCURRENCY))
+        self.report_readiness(supervisor, f"http://{host}:{port}", count, web_only=web_only)
+        code = supervisor.run_until_signal()
+        self.stdout.write("Stopped.")
+        if code:
+            raise SystemExit(code)
+
+    def check_before_serving(self, host: str, port: int, count: int) -> None:
+        problems = [_processes_problem(count), host_problem(host) or preflight.port_problem(host, port)]
         try:
             preflight.require_services(settings)
         except StartupError as error:
@@ -37,6 +85,7 @@ class Command(BaseCommand):
         if any(problems):
             raise StartupError("\n".join(problem for problem in problems if problem))
 
+    def prepare(self) -> None:
         try:
             call_command("migrate", interactive=False, verbosity=0)
             call_command("seed_catalog", verbosity=0)
@@ -45,19 +94,12 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             raise SystemExit(INTERRUPTED_EXIT_CODE) from None
 
-        supervisor = Supervisor(
-            environment=child_environment(database_url=settings.DATABASE_URL, redis_url=settings.REDIS_URL),
-            say=self.stdout.write,
-        )
-        supervisor.handle_stop_signals()
-        supervisor.start("web", daphne_command(host, port))
-        supervisor.start("worker", worker_command(settings.CELERY_WORKER_CONCURRENCY))
-        # Ready means healthy: the web answers and a worker answers it (/healthz 200).
-        if supervisor.wait_until_ready(f"http://{host}:{port}/healthz"):
-            self.stdout.write(self.style.SUCCESS(f"\nArbor is running at http://{host}:{port}/  (Ctrl-C stops it)\n"))
+    def report_readiness(self, supervisor: Supervisor, base: str, count: int, *, web_only: bool) -> None:
+        # Ready means healthy: a web process answers and a worker answers it (/healthz 200).
+        # With --web-only the worker runs elsewhere (and may start later): a web answer is enough.
+        probe = "/livez" if web_only else "/healthz"
+        running = f"{_processes(count)} on one port"
+        if supervisor.wait_until_ready(f"{base}{probe}"):
+            self.stdout.write(self.style.SUCCESS(f"\nArbor is running at {base}/  ({running}; Ctrl-C stops it)\n"))
         elif not supervisor.stopping and not supervisor.exited():
-            self.stdout.write(self.style.WARNING(f"Arbor is up at http://{host}:{port}/ but not healthy: see /healthz"))
-        code = supervisor.run_until_signal()
-        self.stdout.write("Stopped.")
-        if code:
-            raise SystemExit(code)
+            self.stdout.write(self.style.WARNING(f"Arbor is up at {base}/ ({running}) but not healthy: see /healthz"))
