@@ -6,7 +6,10 @@ from celery import shared_task
 from django.db import transaction
 
 
-@shared_task(name="artifacts.suggest")
+# Acknowledged once done, and handed back if its worker dies: a batch is written once, so a
+# second run of one whose worker died before any suggestion was saved reviews it again, and a
+# second run of one that saved some adds nothing.
+@shared_task(name="artifacts.suggest", acks_late=True, reject_on_worker_lost=True)
 def suggest(version_id: int, batch: str) -> int:
     """Review one document version (see artifacts.suggestions); returns how many were saved."""
     from artifacts.suggestions import suggestions_generate

@@ -12,7 +12,9 @@ from celery import shared_task
 from django.db import transaction
 
 
-@shared_task(name="chat.title_chat")
+# Acknowledged once done, and handed back if its worker dies: titling twice is harmless (a chat
+# with a title, the user's or a first run's, is left as it is), losing the title is not.
+@shared_task(name="chat.title_chat", acks_late=True, reject_on_worker_lost=True)
 def title_chat(chat_id: str) -> str:
     """Title a chat after its first exchange (see chat.services.titles); returns the title."""
     from chat.services.titles import chat_title_generate

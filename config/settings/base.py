@@ -162,6 +162,24 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Threads, not processes: a title or a review spends seconds waiting on a model, and a prefork
+# child is held for all of that wait, so a burst of titles queued behind a few processes. Each
+# thread holds a database connection while its task runs (Celery's Django fix-up closes it after
+# every task): keep the concurrency below DATABASE_POOL_MAX. `make run` and a bare
+# `celery -A config worker` (compose) both read these.
+CELERY_WORKER_POOL = env.str("CELERY_WORKER_POOL", default="threads")
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=16)
+# With Redis, a task taken by a worker that died before acknowledging it (tasks ack late) goes
+# back to its queue this long after it was taken. Longer than any task runs (a title gives up
+# after 30 s, a review after 120 s), or a slow task would be run a second time beside the first.
+_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=300)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": _VISIBILITY_TIMEOUT,
+    # Workers look for such tasks every thirtieth of the timeout (10 s by default), one small
+    # Redis read each; kombu's own period (100 s) would add a third to the wait.
+    "unacked_restore_interval": max(1, _VISIBILITY_TIMEOUT // 30),
+    "unacked_restore_throttle": 1,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Run by `celery -A config beat` (one beat process per deployment; docs/operations.md).
 CELERY_BEAT_SCHEDULE = {
@@ -244,10 +262,9 @@ DEMO_MODEL = env.str("DEMO_MODEL", default="auto")
 # Seconds between the demo model's words (a realistic pace; tests use 0).
 DEMO_TOKEN_DELAY = env.float("DEMO_TOKEN_DELAY", default=0.03)
 
-# `make run` serves here, with a Celery worker of this many processes.
+# `make run` serves here (with a Celery worker: CELERY_WORKER_POOL and CELERY_WORKER_CONCURRENCY).
 ARBOR_HOST = env.str("ARBOR_HOST", default="127.0.0.1")
 ARBOR_PORT = env.int("ARBOR_PORT", default=8000)
-CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=2)
 # Daphne processes `make run` (and the image) serve ARBOR_PORT from, all on one socket: a process
 # runs one event loop, so uses one core. Empty counts as unset, so compose can pass
 # `${WEB_PROCESSES:-}` through to every container.
