@@ -193,7 +193,10 @@ def saved_frames(message: Message) -> list[Frame]:
     """A reply from the database once its buffer is gone: one `snapshot` delta with the whole
     text (and reasoning) and its `done`. Neither has a seq. A reply still `streaming` with no
     buffer has no generation writing it (its process died): it ends as `interrupted`, and no
-    generation is started again."""
+    generation is started again. The `done` carries the message as the chat's tree holds it, so
+    the tab patches its tree instead of reading the whole chat again."""
+    from chat.selectors import message_tree_entry
+
     message_id = str(message.pk)
     reasoning = "".join(
         str(part.get("text", ""))
@@ -204,9 +207,11 @@ def saved_frames(message: Message) -> list[Frame]:
     if reasoning:
         snapshot["reasoning"] = reasoning
     done: Frame = {"type": "done", "message_id": message_id, "seq": None, "status": message.status}
-    done.update(finish_reason=message.finish_reason, usage=message.usage or {})
+    done.update(finish_reason=message.finish_reason, usage=message.usage or {}, message=message_tree_entry(message))
     if message.status == Status.STREAMING:
         done.update(status=Status.ERROR, error={"code": "interrupted", "message": INTERRUPTED})
+        # As the recovery will save it: a tab must not keep it `streaming` with nothing writing it.
+        done["message"].update(status=Status.ERROR, error_code="interrupted", error_message=INTERRUPTED)
     elif message.error_code:
         done["error"] = {"code": message.error_code, "message": message.error_message}
     return [snapshot, done]

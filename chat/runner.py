@@ -210,8 +210,11 @@ _prepare = sync_db(generation_prepare)
 
 
 @sync_db
-def _save(message_id: str, reply: Reply, status: str, *, started: float, error: ProviderError | None) -> None:
-    """Save the reply, then settle what its turn reserved and record its usage, all or nothing."""
+def _save(message_id: str, reply: Reply, status: str, *, started: float, error: ProviderError | None) -> dict[str, Any]:
+    """Save the reply, then settle what its turn reserved and record its usage, all or nothing.
+    Returns the saved message as the chat's tree holds it (for the `done` frame)."""
+    from chat.selectors import message_tree_entry_read
+
     message = Message.objects.select_related("chat__owner").get(pk=message_id)
     reservation = message.usage or {}  # what the turn reserved (chat.services.turns)
     ttft = None if reply.first_token_at is None else int((reply.first_token_at - started) * 1000)
@@ -239,6 +242,8 @@ def _save(message_id: str, reply: Reply, status: str, *, started: float, error: 
         from chat.tasks import title_chat_after_commit
 
         title_chat_after_commit(str(message.chat_id))
+    # Read back after the commit, in this same thread call: the one query a reply's end adds.
+    return message_tree_entry_read(message_id)
 
 
 def _settle(
@@ -285,7 +290,11 @@ def _settle(
     )
 
 
-def _done_frame(reply: Reply, status: str, error: ProviderError | None) -> dict[str, Any]:
+def _done_frame(
+    reply: Reply, status: str, error: ProviderError | None, message: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`message` is the saved reply as the tree holds it: a tab patches its tree with it instead
+    of reading the whole chat again (a long chat's tree is megabytes)."""
     frame: dict[str, Any] = {
         "type": "done",
         "status": status,
@@ -296,6 +305,8 @@ def _done_frame(reply: Reply, status: str, error: ProviderError | None) -> dict[
             "reasoning_tokens": reply.usage.reasoning_tokens,
         },
     }
+    if message is not None:
+        frame["message"] = message
     if error is not None:
         frame["error"] = {"code": str(error.code), "message": error.message}
     return frame
@@ -405,11 +416,11 @@ async def _finish(
     try:
         with contextlib.suppress(Exception):
             await coalescer.aclose()
-        await _save(message_id, reply, status, started=started, error=error)
+        saved = await _save(message_id, reply, status, started=started, error=error)
         # The reply is saved; a Redis failure now only costs followers the live `done` (a resume
         # answers from the saved message).
         try:
-            frame = _done_frame(reply, status, error)
+            frame = _done_frame(reply, status, error, saved)
             seq = await buffer.finish(message_id, frame)
             hub.publish(message_id, {**frame, "message_id": message_id, "seq": seq})
             await buffer.client.delete(HEARTBEAT_PREFIX + message_id, STOP_PREFIX + message_id)
@@ -422,6 +433,8 @@ async def _finish(
 # --- Recovery -----------------------------------------------------------------------------------
 async def _recover(message: Message) -> bool:
     """Fail one orphaned reply; False when it is in fact still running in a live process."""
+    from chat.selectors import message_tree_entry_read
+
     buffer = stream_buffer()
     if await buffer.client.exists(HEARTBEAT_PREFIX + str(message.pk)):
         return False
@@ -438,8 +451,14 @@ async def _recover(message: Message) -> bool:
     if "".join(text):
         parts.append({"type": "text", "text": "".join(text)})
     await sync_db(_fail_orphan)(message, parts, "".join(text))
+    frame: dict[str, Any] = {
+        "type": "done",
+        "status": Status.ERROR,
+        "error": {"code": "interrupted", "message": INTERRUPTED},
+    }
+    with contextlib.suppress(Exception):  # gone meanwhile (its chat deleted): a done without it
+        frame["message"] = await sync_db(message_tree_entry_read)(message.pk)
     with contextlib.suppress(Exception):
-        frame = {"type": "done", "status": Status.ERROR, "error": {"code": "interrupted", "message": INTERRUPTED}}
         await buffer.finish(message.pk, frame)
     return True
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from functools import reduce
 from operator import or_
 from typing import Any
@@ -53,6 +56,40 @@ def active_branch(chat: Chat) -> list[Message]:
     leaf = chat.active_leaf
     assert leaf is not None
     return list(_line(chat.pk, str(leaf.path), leaf.depth).defer("path"))
+
+
+def _json_timestamp(value: datetime) -> str:
+    """A timestamp as PostgreSQL writes one into JSON on Django's UTC connections (what
+    `chat_tree_json` sends): ISO 8601 with the fraction's trailing zeros dropped."""
+    text = value.astimezone(UTC).isoformat()
+    stamp, offset = text[:-6], text[-6:]
+    if "." in stamp:
+        stamp = stamp.rstrip("0").rstrip(".")
+    return stamp + offset
+
+
+def _tree_entry(row: Mapping[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {}
+    for name in TREE_FIELDS:
+        value = row[name]
+        if isinstance(value, uuid.UUID):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = _json_timestamp(value)
+        entry[name] = value
+    return entry
+
+
+def message_tree_entry(message: Message) -> dict[str, Any]:
+    """One message exactly as the chat's tree (`chat_tree_json`) holds it, as plain JSON values:
+    what a `done` frame carries so a client patches its tree instead of reading the whole chat
+    again. From a loaded message: no query."""
+    return _tree_entry({name: getattr(message, name) for name in TREE_FIELDS})
+
+
+def message_tree_entry_read(message_id: Any) -> dict[str, Any]:
+    """`message_tree_entry` of a message read now: one query, the tree's columns only."""
+    return _tree_entry(Message.objects.values(*TREE_FIELDS).get(pk=message_id))
 
 
 def chat_tree(chat: Chat) -> list[dict[str, Any]]:

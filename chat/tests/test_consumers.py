@@ -589,3 +589,48 @@ async def test_a_socket_without_a_session_is_closed_with_4401() -> None:
     connected, _ = await tab.communicator.connect()
     assert connected
     assert await tab.communicator.receive_output() == {"type": "websocket.close", "code": 4401}
+
+
+@database_sync_to_async
+def _tree_entry(message_id: str) -> Frame:
+    """The message as `GET /api/chats/<id>` gives it in the tree."""
+    import json
+
+    from chat.selectors import chat_tree_json
+
+    message = Message.objects.select_related("chat").get(pk=message_id)
+    return next(entry for entry in json.loads(chat_tree_json(message.chat)) if entry["id"] == message_id)
+
+
+async def test_the_done_frame_carries_the_saved_reply_live_and_after_the_buffer_expired(
+    openai_fake: OpenAIServer,
+) -> None:
+    openai_fake.script(reply(Say("Saved "), Say("answer."), Count(5, 2)))
+    tab = await _tab(await _person())
+    ack, frames = await _turn(tab, _send("Hi"))
+    reply_id = ack["assistant_message_id"]
+    entry = await _tree_entry(reply_id)
+    assert frames[-1]["message"] == entry  # live: a tab patches its tree without reading the chat
+    assert (entry["status"], entry["content"]) == ("complete", [{"type": "text", "text": "Saved answer."}])
+
+    await stream_buffer().client.delete(f"arbor:stream:{reply_id}", f"arbor:stream:{reply_id}:seq")
+    await tab.send({"type": "resume", "message_id": reply_id, "after_seq": 0})
+    _, done = await tab.receive(), await tab.receive()
+    assert (done["type"], done["seq"], done["message"]) == ("done", None, entry)
+    await tab.close()
+
+
+async def test_the_done_frame_of_a_reply_left_streaming_without_a_buffer_carries_it_as_interrupted() -> None:
+    person = await _person()
+    reply_id = await _unstarted_reply(person.user)
+    tab = await _tab(person)
+    await tab.send({"type": "resume", "message_id": reply_id, "after_seq": 0})
+    _, done = await tab.receive(), await tab.receive()
+    entry = await _tree_entry(reply_id)
+    assert entry["status"] == "streaming"  # the recovery command has not marked it yet
+    assert done["message"] == entry | {
+        "status": "error",
+        "error_code": "interrupted",
+        "error_message": done["error"]["message"],
+    }
+    await tab.close()

@@ -377,3 +377,46 @@ async def test_the_first_complete_reply_queues_the_chats_title_only_when_titles_
 
     assert (await _message(reply_id)).status == Status.COMPLETE
     assert queued == ([chat_id] if automatic else [])
+
+
+@database_sync_to_async
+def _tree_entry(chat_id: str, message_id: str) -> dict[str, Any]:
+    """The message as `GET /api/chats/<id>` gives it in the tree."""
+    import json
+
+    from chat.selectors import chat_tree_json
+
+    tree = json.loads(chat_tree_json(Chat.objects.get(pk=chat_id)))
+    return next(entry for entry in tree if entry["id"] == message_id)
+
+
+@pytest.mark.parametrize(
+    ("script", "status", "error_code"),
+    [
+        (reply(Say("Saved "), Say("words."), Count(7, 2)), "complete", ""),
+        (reply(Say("Half "), Say("an "), Say("answer"), drop_after=2), "error", "provider_unavailable"),
+    ],
+)
+async def test_the_done_frame_carries_the_saved_reply_as_the_chats_tree_holds_it(
+    openai_fake: OpenAIServer, script: Any, status: str, error_code: str
+) -> None:
+    openai_fake.script(script)
+    chat_id, reply_id = await _send("Say it", "openai:gpt-5-mini")
+    await (await generation_start(reply_id))
+    done = (await _frames(reply_id))[-1]
+    assert done["type"] == "done"
+    assert done["message"] == await _tree_entry(chat_id, reply_id)  # the same shape, key for key
+    assert (done["message"]["status"], done["message"]["error_code"]) == (status, error_code)
+    assert done["message"]["usage"] == done["usage"]  # the saved usage, not what the turn reserved
+    saved = await _message(reply_id)
+    assert done["message"]["content"] == saved.content and saved.content
+
+
+async def test_a_recovered_orphans_done_frame_carries_it_as_saved_interrupted() -> None:
+    chat_id, reply_id = await _send("Hi", None)
+    await stream_buffer().append(reply_id, {"type": "delta", "text": "Partial words"})
+    assert await generations_recover_orphans() == 1
+    done = (await stream_buffer().replay(reply_id))[-1]
+    assert done["message"] == await _tree_entry(chat_id, reply_id)
+    assert (done["message"]["status"], done["message"]["error_code"]) == ("error", "interrupted")
+    assert done["message"]["content"] == [{"type": "text", "text": "Partial words"}]

@@ -1,14 +1,24 @@
 from __future__ import annotations
 
+import json
 import random
 import threading
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from django.db import connection
 
 from accounts.tests.factories import UserFactory
 from chat.models import Chat, Message, Role, Status
-from chat.selectors import active_branch, chat_tree, message_ancestors
+from chat.selectors import (
+    active_branch,
+    chat_tree,
+    chat_tree_json,
+    message_ancestors,
+    message_tree_entry,
+    message_tree_entry_read,
+)
 from chat.services.tree import (
     chat_create,
     chat_fork,
@@ -194,3 +204,20 @@ def test_concurrent_replies_to_one_message_get_distinct_ranks() -> None:
     assert ranks == list(range(12))
     assert Message.objects.get(pk=root.pk).child_count == 12
     assert Status.STREAMING not in set(Message.objects.filter(chat=chat).values_list("status", flat=True))
+
+
+@pytest.mark.parametrize("microseconds", [123456, 120000, 0])
+def test_a_message_tree_entry_is_the_tree_payloads_entry_to_the_character(
+    chat: Chat, microseconds: int, django_assert_num_queries: Any
+) -> None:
+    root = _say(chat, None, "root")
+    reply = _say(chat, root, "an answer", Role.ASSISTANT)
+    at = datetime(2026, 3, 1, 12, 30, 5, microseconds, tzinfo=UTC)
+    Message.objects.filter(pk=reply.pk).update(
+        created_at=at, usage={"input_tokens": 3, "output_tokens": 2}, status=Status.STOPPED, vote=-1
+    )
+    [api_root, api_reply] = json.loads(chat_tree_json(chat))
+    with django_assert_num_queries(1):
+        assert message_tree_entry_read(reply.pk) == api_reply
+    assert message_tree_entry(Message.objects.get(pk=root.pk)) == api_root
+    assert json.dumps(message_tree_entry(Message.objects.get(pk=reply.pk))) == json.dumps(api_reply)
