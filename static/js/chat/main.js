@@ -21,7 +21,7 @@ const state = {
   chatId: null,
   tree: new ChatTree({ messages: [], selected_root_id: null }),
   models: [],
-  streams: new Map(), // reply id → {lastSeq, text, reasoning, tools, documents, done, status, error}
+  streams: new Map(), // reply id → {lastSeq, text, reasoning, tools, documents, done, status, error, saved}
   loadToken: 0,
   pendingTurns: 0,
   localEdits: 0, // bumped by every change this tab makes to the tree before the server has it
@@ -92,6 +92,13 @@ function showError(message) {
 }
 
 // --- Loading chats ----------------------------------------------------------------------------
+// A tree read before a reply was saved still has it `streaming`: the copy its `done` brought is newer.
+function patchSaved(tree) {
+  for (const [id, live] of state.streams) {
+    if (live.saved && tree.get(id)?.status === "streaming") tree.patch(live.saved);
+  }
+}
+
 function resumeStreaming() {
   if (!socket.isOpen) return;
   for (const message of state.tree.byId.values()) {
@@ -115,12 +122,14 @@ async function openChat(id, { push = false } = {}) {
   if (token !== state.loadToken) return;
   state.chatId = id;
   state.tree = new ChatTree(detail);
+  patchSaved(state.tree);
   if (push) history.pushState({ chat: id }, "", `/?chat=${id}`);
   draw({ scroll: true });
   resumeStreaming();
 }
 
-// After a change made elsewhere (another tab, the end of a reply): the server's tree, redrawn.
+// After a change made elsewhere (another tab's turn or switch; the end of a reply whose `done`
+// carried no saved copy): the server's tree, redrawn.
 async function reloadChat() {
   if (!state.chatId) return;
   const token = state.loadToken; // an openChat started meanwhile wins
@@ -133,6 +142,7 @@ async function reloadChat() {
       return;
     }
     state.tree = new ChatTree(detail);
+    patchSaved(state.tree);
     draw({ scroll: false });
     $("thread").dataset.synced = "true";
     resumeStreaming();
@@ -254,19 +264,26 @@ async function fork(message) {
 }
 
 // --- Frames -----------------------------------------------------------------------------------
+// The reply ended. Its `done` carries the saved message as the chat's tree holds it: patch it
+// in, rather than reading the whole chat again (megabytes for a long one) after every reply.
 function finish(messageId, live, frame) {
   live.done = true;
   live.status = frame.status;
   live.error = frame.error || null;
+  const saved = frame.message?.id === messageId ? frame.message : null;
+  live.saved = saved;
   const message = state.tree.get(messageId);
-  if (message) {
-    message.status = frame.status;
-    message.error_message = frame.error?.message || "";
+  if (!message) return;
+  if (saved) {
+    state.tree.patch(saved);
+    $("thread").dataset.synced = "true";
+    return;
   }
-  if (message) {
-    $("thread").dataset.synced = "false";
-    setTimeout(reloadChat, 150);
-  }
+  // A `done` without it (an older server's, or the reply could not be read back): read the chat.
+  message.status = frame.status;
+  message.error_message = frame.error?.message || "";
+  $("thread").dataset.synced = "false";
+  setTimeout(reloadChat, 150);
 }
 
 function applyStreamFrame(frame) {

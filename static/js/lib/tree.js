@@ -66,6 +66,20 @@ export class ChatTree {
     return branch.length ? branch[branch.length - 1] : null;
   }
 
+  // Bring a message up to date from the server's copy of it, in the shape this tree holds (a
+  // reply's `done` frame carries one): its content, status, usage, error and so on. Which child
+  // is selected stays as this tab has it: switches arrive on their own (`switched`).
+  patch(saved) {
+    const message = this.byId.get(saved.id);
+    if (!message) return null;
+    const { id, parent_id, selected_child_id, ...fields } = saved;
+    const reordered = fields.rank !== undefined && fields.rank !== message.rank;
+    Object.assign(message, fields);
+    // A rank guessed when the message was added here can lose to another tab's sibling.
+    if (reordered) this.siblings(message).sort((a, b) => a.rank - b.rank);
+    return message;
+  }
+
   // Make `id` the selected one among its siblings (and so part of the active branch).
   select(id) {
     const message = this.byId.get(id);
