@@ -6,8 +6,10 @@ Anthropic requires `max_tokens`, so a request without one gets `DEFAULT_MAX_TOKE
 request's `temperature` is not sent: API version 2026-10-21 (what this SDK speaks) refuses
 temperature/top_p/top_k with a 400 even at their defaults, and the SDK no longer takes them.
 
-Stream: raw SSE events (`messages.create(stream=True)`) are translated one by one; tool calls
-are numbered by their order among tool calls (not by content block index), and one `Usage`
+Stream: the SDK sends the request and raises the HTTP status errors; the event stream itself is
+read here (`providers.adapters.sse` and orjson, into plain dicts), as the SDK's typed event
+objects cost several times the rest of a token's path. Events are translated one by one; tool
+calls are numbered by their order among tool calls (not by content block index), and one `Usage`
 then one `Finish` are yielded at `message_stop`. A stream that ends before `message_stop` was
 cut off and raises PROVIDER_UNAVAILABLE. The SDK never retries (`max_retries=0`): retries and
 failover happen above the adapter, where the route is known.
@@ -21,9 +23,11 @@ from typing import Any
 
 import anthropic
 import httpx2
+import orjson
 
 from providers.adapters.base import Adapter
 from providers.adapters.clients import shared_http_client
+from providers.adapters.sse import ServerSentEvent, SSEDecoder
 from providers.adapters.wire import arguments_object, retry_after_header
 from providers.contract import (
     ChatMessage,
@@ -84,14 +88,20 @@ class AnthropicAdapter(Adapter):
 
     async def _stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         params = request_params(request)
-        translation = _Translation()
         async with self._client() as client:
+            messages = client.messages.with_streaming_response
             try:
-                stream = await client.messages.create(**params, stream=True)
-                async with stream:
-                    async for raw in stream:
-                        for event in translation.read(raw):
+                # Entering raises the SDK's status errors; the body is then ours to read.
+                async with (
+                    messages.create(**params, stream=True) as response,
+                    contextlib.aclosing(response.http_response.aiter_bytes()) as chunks,
+                ):
+                    translation = _Translation(response.http_response)
+                    async for chunk in chunks:
+                        for event in translation.feed(chunk):
                             yield event
+                    for event in translation.end():
+                        yield event
             except (anthropic.AnthropicError, httpx2.HTTPError, httpx2.StreamError, ValueError) as error:
                 raise provider_error(error, provider=self.endpoint.provider) from None
         if not translation.stopped:  # the body ended cleanly but before message_stop: a cut-off reply
@@ -205,23 +215,55 @@ def _tool(tool: ToolSpec) -> dict[str, Any]:
 class _Translation:
     """Anthropic stream events → contract events, keeping what spans events (usage, tool numbers)."""
 
-    def __init__(self) -> None:
+    def __init__(self, response: httpx2.Response) -> None:
+        self.response = response  # what an `event: error` is reported against
+        self.decoder = SSEDecoder()
         self.tool_calls: dict[int, int] = {}  # content block index → tool call ordinal
         self.usage = Usage()
         self.finish = FinishReason.OTHER
         self.stopped = False
 
-    def read(self, event: Any) -> list[Event]:
-        kind = getattr(event, "type", None)
+    def feed(self, chunk: bytes) -> list[Event]:
+        """The events of the server-sent events that `chunk` completes."""
+        events: list[Event] = []
+        for sse in self.decoder.feed(chunk):
+            events.extend(self._event(sse))
+        return events
+
+    def end(self) -> list[Event]:
+        """The events of what the end of the body completes (rarely any)."""
+        return [event for sse in self.decoder.end() for event in self._event(sse)]
+
+    def _event(self, sse: ServerSentEvent) -> list[Event]:
+        # As the SDK reads the stream: unnamed events and pings are skipped, an error event
+        # raises what an HTTP error would, and an event's `type` says what it is.
+        if sse.event is None or sse.event == "ping":
+            return []
+        if sse.event == "error":
+            raise self._error(sse.data)
+        if not sse.data:
+            return []
+        event = orjson.loads(sse.data)
+        return self.read(event) if type(event) is dict else []
+
+    def _error(self, data: bytes) -> anthropic.APIStatusError:
+        try:
+            body: object = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            body = data.decode("utf-8", "replace")
+        return anthropic.APIStatusError("An error event in the stream", response=self.response, body=body)
+
+    def read(self, event: dict[str, Any]) -> list[Event]:
+        kind = event.get("type")
+        if kind == "content_block_delta":  # the common event first: one per token
+            return self._delta(event["index"], event["delta"])
         if kind == "message_start":
-            usage = event.message.usage
-            self.usage = Usage(input_tokens=_input_tokens(usage), output_tokens=usage.output_tokens or 0)
+            usage = event["message"]["usage"]
+            self.usage = Usage(input_tokens=_input_tokens(usage), output_tokens=usage.get("output_tokens") or 0)
         elif kind == "content_block_start":
-            return self._block_start(event.index, event.content_block)
-        elif kind == "content_block_delta":
-            return self._delta(event.index, event.delta)
-        elif kind == "content_block_stop" and event.index in self.tool_calls:
-            return [ToolCallEnd(index=self.tool_calls[event.index])]
+            return self._block_start(event["index"], event["content_block"])
+        elif kind == "content_block_stop" and event["index"] in self.tool_calls:
+            return [ToolCallEnd(index=self.tool_calls[event["index"]])]
         elif kind == "message_delta":
             self._message_delta(event)
         elif kind == "message_stop":
@@ -229,44 +271,47 @@ class _Translation:
             return [self.usage, Finish(reason=self.finish)]
         return []
 
-    def _block_start(self, index: int, block: Any) -> list[Event]:
-        if block.type == "tool_use":  # server tools (server_tool_use) run at Anthropic: not ours to call
+    def _block_start(self, index: int, block: dict[str, Any]) -> list[Event]:
+        kind = block.get("type")
+        if kind == "tool_use":  # server tools (server_tool_use) run at Anthropic: not ours to call
             ordinal = len(self.tool_calls)
             self.tool_calls[index] = ordinal
-            return [ToolCallStart(index=ordinal, id=block.id, name=block.name)]
-        if block.type == "text" and block.text:
-            return [TextDelta(text=block.text)]
-        if block.type == "thinking" and block.thinking:
-            return [ReasoningDelta(text=block.thinking)]
+            return [ToolCallStart(index=ordinal, id=block["id"], name=block["name"])]
+        if kind == "text" and block.get("text"):
+            return [TextDelta(text=block["text"])]
+        if kind == "thinking" and block.get("thinking"):
+            return [ReasoningDelta(text=block["thinking"])]
         return []
 
-    def _delta(self, index: int, delta: Any) -> list[Event]:
-        if delta.type == "text_delta" and delta.text:
-            return [TextDelta(text=delta.text)]
-        if delta.type == "thinking_delta" and delta.thinking:
-            return [ReasoningDelta(text=delta.thinking)]
-        if delta.type == "input_json_delta" and delta.partial_json and index in self.tool_calls:
-            return [ToolCallDelta(index=self.tool_calls[index], arguments=delta.partial_json)]
+    def _delta(self, index: int, delta: dict[str, Any]) -> list[Event]:
+        kind = delta.get("type")
+        if kind == "text_delta" and delta.get("text"):
+            return [TextDelta(text=delta["text"])]
+        if kind == "thinking_delta" and delta.get("thinking"):
+            return [ReasoningDelta(text=delta["thinking"])]
+        if kind == "input_json_delta" and delta.get("partial_json") and index in self.tool_calls:
+            return [ToolCallDelta(index=self.tool_calls[index], arguments=delta["partial_json"])]
         return []  # signature_delta, citations_delta: nothing the contract carries
 
-    def _message_delta(self, event: Any) -> None:
-        if event.delta.stop_reason is not None:
-            self.finish = FINISH_REASONS.get(event.delta.stop_reason, FinishReason.OTHER)
-        usage = event.usage
-        details = getattr(usage, "output_tokens_details", None)
+    def _message_delta(self, event: dict[str, Any]) -> None:
+        stop_reason = (event.get("delta") or {}).get("stop_reason")
+        if stop_reason is not None:
+            self.finish = FINISH_REASONS.get(stop_reason, FinishReason.OTHER)
+        usage = event.get("usage") or {}
+        details = usage.get("output_tokens_details")
+        thinking = details.get("thinking_tokens") if isinstance(details, dict) else 0
         self.usage = Usage(
             # message_delta's counts are cumulative; its input count, when sent, is the newer one.
-            input_tokens=_input_tokens(usage) if usage.input_tokens is not None else self.usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            reasoning_tokens=getattr(details, "thinking_tokens", 0) or self.usage.reasoning_tokens,
+            input_tokens=_input_tokens(usage) if usage.get("input_tokens") is not None else self.usage.input_tokens,
+            output_tokens=usage.get("output_tokens") or 0,
+            reasoning_tokens=thinking or self.usage.reasoning_tokens,
         )
 
 
-def _input_tokens(usage: Any) -> int:
+def _input_tokens(usage: dict[str, Any]) -> int:
     """All input tokens: the uncached ones plus those written to and read from the prompt cache."""
     return sum(
-        getattr(usage, name, 0) or 0
-        for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        usage.get(name) or 0 for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     )
 
 

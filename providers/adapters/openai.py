@@ -1,9 +1,15 @@
-"""The OpenAI Chat Completions protocol, through the official SDK.
+"""The OpenAI Chat Completions protocol: requests through the official SDK, the stream read raw.
 
 One adapter serves OpenAI and the servers that copy its API (xAI, OpenRouter, Ollama, vLLM,
 LM Studio), so it reads what those add too: reasoning in `delta.reasoning_content` (DeepSeek,
 vLLM) or `delta.reasoning` (OpenRouter, Ollama), or inline as `<think>…</think>` in the text;
 tool calls without ids; usage on any chunk.
+
+The SDK builds the request (auth, base URL, headers) and raises the HTTP status errors, but the
+event stream is read here (`providers.adapters.sse` and orjson, into plain dicts): the SDK's typed
+chunk objects cost about 100 µs of CPU per token, several times the rest of the path. A stream
+must end with a finish reason or `[DONE]`; one that closes before either was cut off and raises
+PROVIDER_UNAVAILABLE.
 
 The SDK never retries (`max_retries=0`): retries and failover happen above the adapter, where
 the other providers are known. Every SDK error becomes a `ProviderError` with the user-safe
@@ -12,8 +18,10 @@ default message; the vendor's own message is read to classify an error, never pa
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -22,9 +30,11 @@ from typing import Any
 
 import httpx2
 import openai
+import orjson
 
 from providers.adapters.base import Adapter
 from providers.adapters.clients import shared_http_client
+from providers.adapters.sse import SSEDecoder
 from providers.adapters.wire import retry_after_header
 from providers.contract import (
     ChatMessage,
@@ -63,6 +73,10 @@ CONTEXT_HINTS = ("context_length", "context length", "context window", "maximum 
 FILTER_CODES = {"content_filter", "content_policy_violation"}
 QUOTA_CODES = {"insufficient_quota"}
 OUT_OF_CREDIT = "The provider account has run out of credit."
+CUT_OFF = "The provider's stream ended before it finished."
+# How long the body's end is awaited after [DONE] (the SDK's own figure): long enough for the
+# closing bytes that let the connection be reused, short enough not to hold the reply up.
+DRAIN_SECONDS = 0.1
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -87,20 +101,24 @@ class OpenAIAdapter(Adapter):
         return openai.AsyncOpenAI(**options)
 
     async def _stream(self, request: ChatRequest) -> AsyncIterator[Event]:
-        client = self._client()
-        state = _StreamState()
+        completions = self._client().chat.completions.with_streaming_response
+        state = _StreamState(provider=self.endpoint.provider)
         try:
-            stream = await client.chat.completions.create(**request_body(request))
-            try:
-                async for chunk in stream:
-                    for event in state.read(chunk):
+            # Entering raises the SDK's status errors; the body is then ours to read.
+            async with (
+                completions.create(**request_body(request)) as response,
+                contextlib.aclosing(response.http_response.aiter_bytes()) as chunks,
+            ):
+                async for chunk in chunks:
+                    for event in state.feed(chunk):
                         yield event
-            finally:
-                await stream.close()
-        except (openai.OpenAIError, ValueError) as error:
+                    if state.done:
+                        await _finish_body(chunks)
+                        break
+                for event in state.end():
+                    yield event
+        except (openai.OpenAIError, httpx2.HTTPError, httpx2.StreamError, ValueError) as error:
             raise self._error(error) from None
-        for event in state.end():
-            yield event
 
     async def list_models(self) -> list[str]:
         client = self._client()
@@ -210,57 +228,113 @@ class _Call:
 
 
 class _StreamState:
-    """Chunks in, contract events out. Usage and Finish are held to the end of the stream so
-    Finish is always the last event, whatever order the server sent usage and finish_reason."""
+    """Body bytes in, contract events out. Usage and Finish are held to the end of the stream so
+    Finish is always the last event, whatever order the server sent usage and finish_reason.
 
-    def __init__(self) -> None:
+    `terminal` says whether the stream ended as a finished reply does (a finish reason or
+    `[DONE]`); `end` raises for one that did not."""
+
+    def __init__(self, *, provider: str = "") -> None:
+        self.provider = provider
+        self.decoder = SSEDecoder()
         self.splitter = ThinkTagSplitter()
         self.open_calls: list[_Call] = []  # in the order they started
         self.latest: dict[int, _Call] = {}  # the call a vendor index's pieces extend
         self.call_count = 0
         self.usage: Usage | None = None
         self.finish: FinishReason | None = None
+        self.done = False  # `data: [DONE]` came: nothing after it is read
 
-    def read(self, chunk: Any) -> list[Event]:
+    @property
+    def terminal(self) -> bool:
+        return self.done or self.finish is not None
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        """The events of the server-sent events that `chunk` completes."""
         events: list[Event] = []
-        if chunk.usage is not None:
-            self.usage = _usage(chunk.usage)
-        for choice in chunk.choices[:1]:  # n is never set: one choice
-            delta = choice.delta
-            if delta is not None:
-                reasoning = _reasoning_of(delta)
-                if reasoning:
-                    events.append(ReasoningDelta(reasoning))
-                for content in (delta.content, getattr(delta, "refusal", None)):
-                    if content:
-                        events.extend(_piece_event(piece) for piece in self.splitter.feed(content))
-                for call in delta.tool_calls or ():
-                    events.extend(self._tool_call(call))
-            if choice.finish_reason:
-                self.finish = FINISH_REASONS.get(choice.finish_reason, FinishReason.OTHER)
-                if self.finish == FinishReason.STOP and self.call_count:
-                    self.finish = FinishReason.TOOL_CALLS  # some servers (Ollama) say stop after calls
-                events.extend(self._close_open_parts())
+        for sse in self.decoder.feed(chunk):
+            if self.done:
+                break
+            events.extend(self._data(sse.data))
         return events
 
     def end(self) -> list[Event]:
-        events = self._close_open_parts()
+        """The closing events, once the body has ended (or [DONE] came)."""
+        events: list[Event] = []
+        if not self.done:
+            for sse in self.decoder.end():
+                events.extend(self._data(sse.data))
+        if not self.terminal:
+            logger.info("openai adapter: the stream ended with no finish reason and no [DONE]")
+            raise ProviderError(ErrorCode.PROVIDER_UNAVAILABLE, CUT_OFF, provider=self.provider)
+        events.extend(self._close_open_parts())
         if self.usage is not None:
             events.append(self.usage)
         events.append(Finish(self.finish or FinishReason.OTHER))
         return events
 
-    def _tool_call(self, delta: Any) -> list[Event]:
-        key = delta.index if delta.index is not None else -1
+    def _data(self, data: bytes) -> list[Event]:
+        """One event's `data`: a chunk, [DONE], or an error object (a ValueError if it does not parse)."""
+        if data.startswith(b"[DONE]"):
+            self.done = True
+            return []
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            if data.strip():
+                raise
+            return []  # an empty event (a keep-alive): nothing to read
+        if type(chunk) is not dict:
+            raise ValueError("a stream chunk that is not an object")
+        if chunk.get("error"):
+            raise stream_error(chunk["error"], provider=self.provider)
+        return self.read(chunk)
+
+    def read(self, chunk: dict[str, Any]) -> list[Event]:
+        """One `chat.completion.chunk` (as parsed JSON)."""
+        events: list[Event] = []
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = _usage(usage)
+        choices = chunk.get("choices")
+        if choices:
+            choice = choices[0]  # n is never set: one choice
+            delta = choice.get("delta")
+            if delta:
+                self._delta(delta, events)
+            reason = choice.get("finish_reason")
+            if reason:
+                self.finish = FINISH_REASONS.get(reason, FinishReason.OTHER)
+                if self.finish == FinishReason.STOP and self.call_count:
+                    self.finish = FinishReason.TOOL_CALLS  # some servers (Ollama) say stop after calls
+                events.extend(self._close_open_parts())
+        return events
+
+    def _delta(self, delta: dict[str, Any], events: list[Event]) -> None:
+        for name in REASONING_FIELDS:
+            reasoning = delta.get(name)
+            if reasoning and isinstance(reasoning, str):
+                events.append(ReasoningDelta(reasoning))
+                break
+        for name in ("content", "refusal"):
+            content = delta.get(name)
+            if content and isinstance(content, str):
+                events.extend(_piece_event(piece) for piece in self.splitter.feed(content))
+        for call in delta.get("tool_calls") or ():
+            events.extend(self._tool_call(call))
+
+    def _tool_call(self, delta: dict[str, Any]) -> list[Event]:
+        index = delta.get("index")
+        key = index if index is not None else -1
         call = self.latest.get(key)
         if call is None or _starts_another(delta, call):
             call = self.latest[key] = _Call(index=self.call_count)
             self.open_calls.append(call)
             self.call_count += 1
-        function = delta.function
-        call.id = call.id or delta.id or ""
-        call.name = call.name or (function.name if function is not None and function.name else "")
-        arguments = function.arguments if function is not None and function.arguments else ""
+        function = delta.get("function") or {}
+        call.id = call.id or delta.get("id") or ""
+        call.name = call.name or function.get("name") or ""
+        arguments = function.get("arguments") or ""
         if call.started:
             return [ToolCallDelta(call.index, arguments)] if arguments else []
         if arguments:
@@ -288,51 +362,67 @@ class _StreamState:
         return events
 
 
-def _starts_another(delta: Any, call: _Call) -> bool:
+async def _finish_body(chunks: AsyncIterator[bytes]) -> None:
+    """Read the body to its end after [DONE], so that an HTTP/1.1 connection can be reused; a
+    server that keeps the body open after [DONE] is not waited for."""
+    with contextlib.suppress(TimeoutError, httpx2.HTTPError, httpx2.StreamError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in chunks:
+                pass
+
+
+def _starts_another(delta: dict[str, Any], call: _Call) -> bool:
     """Whether a piece at a known index begins a new call: it has another id, or it names a call
     again without repeating the id (some servers number every call 0; a name comes only with a
     call's first piece)."""
-    if delta.id:
-        return delta.id != call.id and bool(call.id)
-    return bool(delta.function is not None and delta.function.name and call.name)
+    if delta.get("id"):
+        return delta["id"] != call.id and bool(call.id)
+    function = delta.get("function") or {}
+    return bool(function.get("name") and call.name)
 
 
 def _piece_event(piece: Piece) -> Event:
     return ReasoningDelta(piece.text) if piece.kind == "reasoning" else TextDelta(piece.text)
 
 
-def _reasoning_of(delta: Any) -> str:
-    """Reasoning text from the fields the SDK's typed model does not know."""
-    extra: Mapping[str, Any] = getattr(delta, "model_extra", None) or {}
-    for name in REASONING_FIELDS:
-        value = extra.get(name, getattr(delta, name, None))
-        if isinstance(value, str) and value:
-            return value
-    return ""
-
-
-def _usage(usage: Any) -> Usage:
-    details = getattr(usage, "completion_tokens_details", None)
+def _usage(usage: dict[str, Any]) -> Usage:
+    details = usage.get("completion_tokens_details")
     return Usage(
-        input_tokens=usage.prompt_tokens or 0,
-        output_tokens=usage.completion_tokens or 0,
-        reasoning_tokens=(getattr(details, "reasoning_tokens", None) or 0) if details is not None else 0,
+        input_tokens=usage.get("prompt_tokens") or 0,
+        output_tokens=usage.get("completion_tokens") or 0,
+        reasoning_tokens=(details.get("reasoning_tokens") or 0) if isinstance(details, dict) else 0,
     )
 
 
 # --- Errors --------------------------------------------------------------------------------
 def provider_error(error: Exception, *, provider: str = "") -> ProviderError:
     """The contract error for an SDK error (or a chunk that did not parse)."""
-    if isinstance(error, openai.APITimeoutError):
+    if isinstance(error, openai.APITimeoutError | httpx2.TimeoutException):
         return ProviderError(ErrorCode.TIMEOUT, provider=provider)
     if isinstance(error, openai.APIStatusError):
         return _status_error(error, provider=provider)
     if isinstance(error, openai.APIError) and not isinstance(error, openai.APIConnectionError):
-        # An error event inside a stream: classify what we can, the rest is the provider's.
-        code = _classify_body(error)
+        # An error the SDK read from a 200 body: classify what we can, the rest is the provider's.
+        code = _classify(error.code, error.message)
         return ProviderError(code or ErrorCode.PROVIDER_UNAVAILABLE, provider=provider)
-    # Connection errors, chunks that do not parse, and anything else the SDK raises.
+    # Connection errors (also a body cut off mid-read), chunks that do not parse, and anything
+    # else the SDK raises.
     return ProviderError(ErrorCode.PROVIDER_UNAVAILABLE, provider=provider)
+
+
+def stream_error(payload: object, *, provider: str = "") -> ProviderError:
+    """The contract error for an `error` object sent inside a 200 stream, classified as it was
+    when the SDK read the stream (its APIError carried the object's `code` and `message`)."""
+    code = message = None
+    if isinstance(payload, dict):
+        code, message = payload.get("code"), payload.get("message")
+    classified = _classify(
+        str(code) if code is not None else None,
+        message if isinstance(message, str) else None,
+    )
+    mapped = ProviderError(classified or ErrorCode.PROVIDER_UNAVAILABLE, provider=provider)
+    logger.info("openai adapter: an error event in the stream → %s", mapped.code)
+    return mapped
 
 
 def _status_error(error: openai.APIStatusError, *, provider: str) -> ProviderError:
@@ -351,14 +441,14 @@ def _status_error(error: openai.APIStatusError, *, provider: str) -> ProviderErr
     if code is None and status >= 500:
         code = ErrorCode.PROVIDER_UNAVAILABLE
     if code is None:
-        code = _classify_body(error) or ErrorCode.BAD_REQUEST
+        code = _classify(error.code, error.message) or ErrorCode.BAD_REQUEST
     return ProviderError(code, retry_after=retry_after, provider=provider)
 
 
-def _classify_body(error: openai.APIError) -> ErrorCode | None:
+def _classify(error_code: str | None, error_message: str | None) -> ErrorCode | None:
     """The codes a vendor's error code or message can tell (read here, never shown)."""
-    code = (error.code or "").lower()
-    message = (error.message or "").lower()
+    code = (error_code or "").lower()
+    message = (error_message or "").lower()
     if code == "context_length_exceeded" or any(hint in message for hint in CONTEXT_HINTS):
         return ErrorCode.CONTEXT_TOO_LONG
     if code in FILTER_CODES:
