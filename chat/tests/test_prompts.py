@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import base64
 import json
-import time
+import sys
 import uuid
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from pytest_django.fixtures import Settings
 
 from accounts.models import Tier, User
 from accounts.tests.factories import UserFactory
+from chat import prompts
 from chat.models import Chat, Upload
 from chat.prompts import DEFAULT_PLATFORM_PROMPT, IMAGE_GONE, context_messages, system_prompt_for, text_of
 from chat.services.tree import chat_create
@@ -165,16 +168,56 @@ def test_a_stored_tool_message_answers_the_call_before_it() -> None:
     assert messages[2].tool_call_id == "c"
 
 
-def test_twenty_thousand_rows_are_converted_in_well_under_a_second() -> None:
-    rows = [_row("user" if index % 2 == 0 else "assistant", f"message {index} " * 10) for index in range(20_000)]
-    started = time.perf_counter()
+def _lines_run(call: Callable[[], object]) -> int:
+    """How many Python lines `call` runs, in every function it enters: work counted the same on
+    any machine, where a duration is not."""
+    lines = 0
+
+    def trace(frame: FrameType, event: str, arg: object) -> Callable[..., object]:
+        nonlocal lines
+        if event == "line":
+            lines += 1
+        return trace
+
+    previous = sys.gettrace()
+    sys.settrace(trace)
+    try:
+        call()
+    finally:
+        sys.settrace(previous)
+    return lines
+
+
+def _branch(length: int) -> list[tuple]:
+    return [_row("user" if index % 2 == 0 else "assistant", f"message {index} " * 10) for index in range(length)]
+
+
+def test_a_branch_is_converted_in_linear_work_and_trimming_converts_only_the_rows_it_keeps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    short, long = _branch(500), _branch(2_000)
+    short_work = _lines_run(lambda: context_messages(rows=short, max_input_tokens=10_000_000, reserve_output=0))
+    long_work = _lines_run(lambda: context_messages(rows=long, max_input_tokens=10_000_000, reserve_output=0))
+    # Four times the rows, four times the work: a row costs no more in a longer branch.
+    assert long_work <= 4 * short_work * 1.05
+
+    rows = _branch(20_000)
+    converted: list[str] = []
+    turn_of = prompts._turn_of
+
+    def counted_turn_of(role: str, *args: Any, **kwargs: Any) -> Any:
+        converted.append(role)
+        return turn_of(role, *args, **kwargs)
+
+    monkeypatch.setattr(prompts, "_turn_of", counted_turn_of)
     everything = context_messages(rows=rows, max_input_tokens=10_000_000, reserve_output=0)
+    assert len(everything) == len(converted) == 20_000
+    converted.clear()
     trimmed = context_messages(rows=rows, max_input_tokens=128_000, reserve_output=8_000)
-    elapsed = time.perf_counter() - started
-    assert len(everything) == 20_000
     assert 0 < len(trimmed) < 20_000
     assert _texts(trimmed)[-1] == _texts(everything)[-1]
-    assert elapsed < 1.0
+    # Read from the newest: the rows kept and the one that no longer fit, none older.
+    assert len(converted) == len(trimmed) + 1
 
 
 def test_text_of_joins_the_text_parts_only() -> None:

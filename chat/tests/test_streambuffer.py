@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import redis.asyncio as redis
 from django.conf import settings
 
+from chat import streambuffer
 from chat.streambuffer import BufferExpired, Coalescer, StreamBuffer, stream_buffer
 
 Frame = dict[str, Any]
+# The coalescer's times are binary fractions of a second, so sums of them are exact and no
+# flush hinges on rounding.
+TICK = 2**-10  # about a millisecond
+INTERVAL = 2**-5  # 31.25 ms
 
 
 @pytest.fixture
@@ -37,16 +42,80 @@ async def collect(frames: AsyncIterator[Frame]) -> list[Frame]:
 
 
 class ListSink:
-    """A coalescer sink that records frames and when they arrived."""
+    """A coalescer sink that records frames and, given a clock, when they arrived."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: VirtualClock | None = None) -> None:
+        self.clock = clock
         self.frames: list[Frame] = []
         self.times: list[float] = []
 
     async def __call__(self, frame: Frame) -> int:
         self.frames.append(frame)
-        self.times.append(time.monotonic())
+        if self.clock is not None:
+            self.times.append(self.clock.now)
         return len(self.frames)
+
+
+@dataclass
+class _Sleeper:
+    until: float
+    task: asyncio.Task[Any] | None
+    woken: asyncio.Future[None]
+
+
+class VirtualClock:
+    """Time that passes only when the test says so, for the coalescer's clock (`monotonic`) and
+    its timer (`sleep`): what a frame waited is then exact, on any machine and under any load."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleepers: list[_Sleeper] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        if delay <= 0:
+            await asyncio.sleep(0)
+            return
+        woken = asyncio.get_running_loop().create_future()
+        self.sleepers.append(_Sleeper(self.now + delay, asyncio.current_task(), woken))
+        await woken
+
+    async def advance(self, seconds: float) -> None:
+        """Move time on, and run every sleeper now due until it sleeps again or ends (its
+        flush may wait on Redis meanwhile)."""
+        await asyncio.sleep(0)  # a timer task created just now first starts, and sleeps
+        self.now += seconds
+        while due := [sleeper for sleeper in self.sleepers if sleeper.until <= self.now]:
+            for sleeper in due:
+                self.sleepers.remove(sleeper)
+                sleeper.woken.set_result(None)
+            while any(self._running(sleeper.task) for sleeper in due):
+                await asyncio.sleep(0)
+
+    def _running(self, task: asyncio.Task[Any] | None) -> bool:
+        asleep = {sleeper.task for sleeper in self.sleepers}
+        return task is not None and not task.done() and task not in asleep
+
+
+class _AsyncioOnTheClock:
+    """asyncio as the stream buffer module sees it, with `sleep` on the virtual clock."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.sleep = clock.sleep
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    """The coalescer on virtual time (see VirtualClock)."""
+    clock = VirtualClock()
+    monkeypatch.setattr(streambuffer, "time", clock)
+    monkeypatch.setattr(streambuffer, "asyncio", _AsyncioOnTheClock(clock))
+    return clock
 
 
 # --- Appending and replaying -------------------------------------------------------------------
@@ -287,31 +356,32 @@ async def test_stream_buffer_reads_settings_and_is_shared_within_an_event_loop(
 
 
 # --- The coalescer ------------------------------------------------------------------------------
-async def test_coalescer_merges_quick_text_deltas_into_a_few_frames() -> None:
+async def test_coalescer_merges_quick_text_deltas_into_a_frame_per_interval(clock: VirtualClock) -> None:
     sink = ListSink()
-    coalescer = Coalescer(sink, interval=0.03)
+    coalescer = Coalescer(sink, interval=INTERVAL)
     chunks = [f"w{n} " for n in range(100)]
-    started = time.monotonic()
     for chunk in chunks:
         await coalescer.add({"type": "delta", "text": chunk})
-        await asyncio.sleep(0.001)
+        await clock.advance(TICK)
     await coalescer.aclose()
-    elapsed = time.monotonic() - started
 
-    assert 1 <= len(sink.frames) <= min(elapsed / 0.03 + 2, 34)  # at most one frame per interval
+    # One frame per interval (the first chunk's at once, and what is left at the end): chunks
+    # are never held longer, nor sent more often.
+    intervals = clock.now / INTERVAL
+    assert intervals <= len(sink.frames) <= intervals + 2
     assert all(frame["type"] == "delta" and set(frame) == {"type", "text"} for frame in sink.frames)
     assert "".join(frame["text"] for frame in sink.frames) == "".join(chunks)
 
 
-async def test_coalescer_flushes_due_batches_even_when_the_producer_never_yields() -> None:
+async def test_coalescer_flushes_due_batches_even_when_the_producer_never_yields(clock: VirtualClock) -> None:
     sink = ListSink()
-    coalescer = Coalescer(sink, interval=0.01)
-    deadline = time.monotonic() + 0.1
-    while time.monotonic() < deadline:
-        await coalescer.add({"type": "delta", "text": "x"})  # no await that suspends
+    coalescer = Coalescer(sink, interval=INTERVAL / 4)
+    for _ in range(100):
+        clock.now += TICK  # time passes, but the timer never gets to run: no await suspends
+        await coalescer.add({"type": "delta", "text": "x"})
     await coalescer.aclose()
 
-    assert len(sink.frames) >= 5
+    assert len(sink.frames) >= clock.now / (INTERVAL / 4)  # every due batch went out inline
 
 
 async def test_coalescer_keeps_reasoning_and_text_in_order() -> None:
@@ -351,22 +421,26 @@ async def test_coalescer_sends_tool_and_done_frames_at_once_after_pending_deltas
     assert sink.frames[3:] == [{"type": "delta", "text": "Done."}, done()]
 
 
-async def test_coalescer_sends_a_delta_after_a_quiet_interval_at_once_and_a_trailing_one_within_it() -> None:
-    sink = ListSink()
-    coalescer = Coalescer(sink, interval=0.05)
-    started = time.monotonic()
-    await coalescer.add({"type": "delta", "text": "first"})
-    await coalescer.add({"type": "delta", "text": "tail"})
-    await asyncio.sleep(0.3)
+async def test_coalescer_sends_a_delta_after_a_quiet_interval_at_once_and_a_trailing_one_within_it(
+    clock: VirtualClock,
+) -> None:
+    sink = ListSink(clock)
+    coalescer = Coalescer(sink, interval=INTERVAL)
+    first, tail = {"type": "delta", "text": "first"}, {"type": "delta", "text": "tail"}
+    await coalescer.add(first)
+    await coalescer.add(tail)
+    assert sink.frames == [first]  # the first token is never held
 
-    assert sink.frames == [{"type": "delta", "text": "first"}, {"type": "delta", "text": "tail"}]
-    assert sink.times[0] - started < 0.01  # the first token is never held
-    assert 0.05 <= sink.times[1] - started + 0.005 <= 0.2  # interval plus event-loop latency
+    await clock.advance(INTERVAL - TICK)
+    assert sink.frames == [first]
+    await clock.advance(TICK)
+    assert sink.frames == [first, tail]
+    assert sink.times == [0, INTERVAL]  # the trailing one waited exactly the interval
     await coalescer.aclose()
     assert len(sink.frames) == 2
 
 
-async def test_coalescer_raises_a_sink_error_from_its_timer_on_the_next_call() -> None:
+async def test_coalescer_raises_a_sink_error_from_its_timer_on_the_next_call(clock: VirtualClock) -> None:
     calls = []
 
     async def breaks_after_one(frame: Frame) -> int:
@@ -375,22 +449,23 @@ async def test_coalescer_raises_a_sink_error_from_its_timer_on_the_next_call() -
             raise ConnectionError("redis is down")
         return 1
 
-    coalescer = Coalescer(breaks_after_one, interval=0.01)
+    coalescer = Coalescer(breaks_after_one, interval=INTERVAL)
     await coalescer.add({"type": "delta", "text": "x"})  # sent at once
-    await coalescer.add({"type": "delta", "text": "pending"})  # the timer's flush fails
-    await asyncio.sleep(0.05)
+    await coalescer.add({"type": "delta", "text": "pending"})
+    await clock.advance(INTERVAL)  # the timer's flush fails
+    assert len(calls) == 2
     with pytest.raises(ConnectionError):
         await coalescer.add({"type": "delta", "text": "y"})
 
 
-async def test_stored_bytes_grow_linearly_with_the_reply_length(buffer: StreamBuffer) -> None:
-    async def stored(reply_length: int) -> tuple[int, int]:
+async def test_stored_bytes_grow_linearly_with_the_reply_length(buffer: StreamBuffer, clock: VirtualClock) -> None:
+    async def stored(reply_length: int) -> tuple[int, int, int]:
         message_id = new_id()
-        coalescer = Coalescer(lambda frame: buffer.append(message_id, frame), interval=0.005)
+        coalescer = Coalescer(lambda frame: buffer.append(message_id, frame), interval=INTERVAL / 8)
         for n in range(reply_length):
             await coalescer.add({"type": "delta", "text": "abcdefghij"[n % 10]})
             if n % 20 == 0:
-                await asyncio.sleep(0.001)
+                await clock.advance(TICK)
         await coalescer.add(done())
         frames = await buffer.replay(message_id)
         text = "".join(frame.get("text", "") for frame in frames)

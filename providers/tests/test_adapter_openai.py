@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -378,25 +377,26 @@ async def test_a_malformed_chunk_is_provider_unavailable(server: OpenAIServer, a
     assert error.code == ErrorCode.PROVIDER_UNAVAILABLE
 
 
+# The other limit (and with it the SDK's read timeout) is ten minutes and the fake stalls for
+# two: only the limit under test can end the stream before the test's own timeout, which is
+# there to stop waiting, not to time anything.
+@pytest.mark.timeout(60)
 async def test_a_stream_that_stalls_times_out_after_the_idle_limit(server: OpenAIServer) -> None:
-    adapter = adapter_for(server, Timeouts(connect=5, first_token=5, idle=0.5))
+    adapter = adapter_for(server, Timeouts(connect=5, first_token=600, idle=0.5))
     server.script(reply(Say("Hel"), Say("lo"), stall_after=1))
     seen: list[Event] = []
-    started = time.monotonic()
     error = await error_of(adapter, ask(), seen)
     assert seen == [TextDelta("Hel")]
     assert error.code == ErrorCode.TIMEOUT
     assert error.retryable
-    assert time.monotonic() - started < 4
 
 
+@pytest.mark.timeout(60)
 async def test_no_first_token_in_time_is_a_timeout(server: OpenAIServer) -> None:
-    adapter = adapter_for(server, Timeouts(connect=5, first_token=0.5, idle=5))
+    adapter = adapter_for(server, Timeouts(connect=5, first_token=0.5, idle=600))
     server.script(reply(Say("late"), stall_after=0))
-    started = time.monotonic()
     error = await error_of(adapter, ask())
     assert error.code == ErrorCode.TIMEOUT
-    assert time.monotonic() - started < 4
 
 
 async def test_an_unreachable_server_is_provider_unavailable() -> None:
