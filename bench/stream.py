@@ -11,15 +11,22 @@ the official SDK (one client, warmed first, as Arbor's own pooled client is); th
 clients, each a guest that sends one message and reads the reply.
 Printed: time to first token (p50/p99) for both, so the difference is what Arbor adds; the lag of
 each token behind the provider's steady pace (p50/p99; Arbor adds coalescing, ~30 ms, and its
-hops); frames and bytes per reply; the web process's CPU share and peak memory.
+hops); frames and bytes per reply; the web processes' CPU share and peak memory.
 
-    .venv/bin/python -m bench.stream [--levels 1,100,500] [--tokens 150] [--rate 30]
+First, the headline figures, which hold on a noisy machine where latency does not: the web
+processes' **CPU per turn** (over turns whose replies are one token, on sockets opened before
+the clock starts) and **CPU per streamed token** (over long replies, less those replies' turn
+cost), each beside the direct SDK client's own CPU for the same work in the same run. At the
+end, one summary table of every target.
+
+    .venv/bin/python -m bench.stream [--levels 1,100,300,500] [--tokens 150] [--rate 30]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.cookiejar
 import json
 import os
@@ -32,7 +39,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +56,7 @@ class StreamResult:
     lags: list[float] = field(default_factory=list)  # per token, seconds behind the steady pace
     frames: int = 0
     bytes: int = 0
+    chat: tuple[str, str] | None = None  # (chat id, reply id) of the turn, for a reply after it
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -80,11 +88,11 @@ def _direct_client(fake_url: str) -> Any:
     return AsyncOpenAI(api_key="sk-bench", base_url=f"{fake_url}/v1", max_retries=0, timeout=120.0)
 
 
-async def _direct(client: Any, rate: float) -> StreamResult:
+async def _direct(client: Any, rate: float, content: str = "hi") -> StreamResult:
     result, arrivals = StreamResult(), []
     started = time.perf_counter()
     stream = await client.chat.completions.create(
-        model="gpt-5-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+        model="gpt-5-mini", messages=[{"role": "user", "content": content}], stream=True
     )
     async for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
@@ -94,7 +102,7 @@ async def _direct(client: Any, rate: float) -> StreamResult:
             arrivals.append((now, chunk.choices[0].delta.content.count("token")))
             result.frames += 1
             result.bytes += len(chunk.model_dump_json())
-    result.lags = _lags(arrivals, rate)
+    result.lags = _lags(arrivals, rate) if arrivals else []
     return result
 
 
@@ -105,53 +113,84 @@ def _guest_session(base: str) -> str:
     return next(cookie.value for cookie in cookies if cookie.name == "sessionid")
 
 
-async def _through_arbor(base: str, session: str, rate: float) -> StreamResult:
+def _connect(base: str, session: str) -> Any:
     from websockets.asyncio.client import connect
 
-    result, arrivals = StreamResult(), []
     headers = {"Origin": base, "Cookie": f"sessionid={session}"}
-    async with connect(f"{base.replace('http', 'ws')}/ws/chat/", additional_headers=headers, max_size=None) as ws:
-        started = time.perf_counter()
-        await ws.send(json.dumps({"type": "send", "chat_id": None, "parent_id": None, "content": "hi", "model": MODEL}))
-        async for raw in ws:
-            frame = json.loads(raw)
-            result.frames += 1
-            result.bytes += len(raw)
-            if frame["type"] == "delta" and frame.get("text"):
-                now = time.perf_counter()
-                if not arrivals:
-                    result.first_token = now - started
-                arrivals.append((now, frame["text"].count("token")))
-            elif frame["type"] == "done":
-                break
-            elif frame["type"] == "error":
-                raise RuntimeError(frame)
-    result.lags = _lags(arrivals, rate)
+    return connect(f"{base.replace('http', 'ws')}/ws/chat/", additional_headers=headers, max_size=None)
+
+
+async def _turn(ws: Any, rate: float, content: str = "hi", chat: tuple[str, str] | None = None) -> StreamResult:
+    """One send on an open socket, read through its `done`. `chat`: (chat id, parent id) to reply
+    in, else a new chat. Sets `result.chat` to (chat id, the reply's id) for the next turn."""
+    result, arrivals = StreamResult(), []
+    chat_id, parent_id = chat or (None, None)
+    started = time.perf_counter()
+    await ws.send(
+        json.dumps({"type": "send", "chat_id": chat_id, "parent_id": parent_id, "content": content, "model": MODEL})
+    )
+    async for raw in ws:
+        frame = json.loads(raw)
+        result.frames += 1
+        result.bytes += len(raw)
+        if frame["type"] == "delta" and frame.get("text"):
+            now = time.perf_counter()
+            if not arrivals:
+                result.first_token = now - started
+            arrivals.append((now, frame["text"].count("token")))
+        elif frame["type"] == "ack":
+            result.chat = (frame["chat_id"], frame["assistant_message_id"])
+        elif frame["type"] == "done":
+            break
+        elif frame["type"] == "error":
+            raise RuntimeError(frame)
+    result.lags = _lags(arrivals, rate) if arrivals else []
     return result
 
 
-class Sampler:
-    """CPU share and peak memory of one process while a level runs."""
+async def _through_arbor(base: str, session: str, rate: float) -> StreamResult:
+    async with _connect(base, session) as ws:
+        return await _turn(ws, rate)
 
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-        self.peak_rss = 0
+
+class Sampler:
+    """CPU (seconds and share of one core) and peak memory per process of the web processes
+    while a phase runs."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.processes = [psutil.Process(pid) for pid in pids]
+        self.peak_rss = 0  # the largest of any one web process
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _cpu(self) -> float:
+        return sum(sum(process.cpu_times()[:2]) for process in self.processes)
+
     def _run(self) -> None:
         while not self._stop.wait(0.2):
-            self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
+            self.peak_rss = max(self.peak_rss, *(process.memory_info().rss for process in self.processes))
 
     def __enter__(self) -> Sampler:
-        self.cpu_start, self.wall_start = sum(self.process.cpu_times()[:2]), time.perf_counter()
+        self.cpu_start, self.wall_start = self._cpu(), time.perf_counter()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.cpu_share = (sum(self.process.cpu_times()[:2]) - self.cpu_start) / (time.perf_counter() - self.wall_start)
+        self.cpu_seconds = self._cpu() - self.cpu_start
+        self.cpu_share = self.cpu_seconds / (time.perf_counter() - self.wall_start)
+
+
+class OwnCpu:
+    """This process's CPU seconds over a block (the direct SDK baseline runs alone in it)."""
+
+    def __enter__(self) -> OwnCpu:
+        self.start = time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.process_time() - self.start
 
 
 def _start(command: list[str], environment: dict[str, str], ready: str) -> tuple[subprocess.Popen[str], str]:
@@ -181,9 +220,26 @@ def _fresh_database() -> str:
     return database_url_named(settings.DATABASE_URL, "arbor_bench")
 
 
+@dataclass
+class LevelFigures:
+    level: int
+    mode: str
+    direct_first: list[float]
+    arbor_first: list[float]
+    direct_lags: list[float]
+    arbor_lags: list[float]
+    completed: int
+    started: int
+    peak_rss: int
+
+
+def _ms(values: list[float], fraction: float) -> float:
+    return _percentile(values, fraction) * 1000
+
+
 def _report(level: int, mode: str, direct: list[StreamResult], arbor: list[StreamResult], sampler: Sampler) -> None:
     def ms(values: list[float], fraction: float) -> str:
-        return f"{_percentile(values, fraction) * 1000:7.1f}"
+        return f"{_ms(values, fraction):7.1f}"
 
     direct_first, arbor_first = [r.first_token for r in direct], [r.first_token for r in arbor]
     direct_lags = [lag for r in direct for lag in r.lags]
@@ -195,7 +251,7 @@ def _report(level: int, mode: str, direct: list[StreamResult], arbor: list[Strea
         f"  arbor {ms(arbor_lags, 0.5)}/{ms(arbor_lags, 0.99)}"
         f" | frames/reply {statistics.mean(r.frames for r in arbor):6.1f}"
         f" bytes/reply {statistics.mean(r.bytes for r in arbor):8.0f}"
-        f" | web CPU {sampler.cpu_share * 100:5.1f}% peak RSS {sampler.peak_rss / 2**20:6.1f} MB",
+        f" | web CPU {sampler.cpu_share * 100:5.1f}% peak RSS/process {sampler.peak_rss / 2**20:6.1f} MB",
         flush=True,
     )
 
@@ -219,23 +275,210 @@ def _arrivals(level: int, mode: str, reply_seconds: float) -> tuple[list[float],
     return [index * spacing for index in range(2 * level)], level
 
 
-async def _level(level: int, mode: str, *, fake_url: str, base: str, daphne_pid: int, rate: float, tokens: int) -> None:
+async def _level(
+    level: int, mode: str, *, fake_url: str, base: str, pids: list[int], rate: float, tokens: int
+) -> LevelFigures:
     starts, measured = _arrivals(level, mode, tokens / rate)
     client = _direct_client(fake_url)
     await _direct(client, rate)  # warm: its connection pool and first parse are not measured
     direct = await _scheduled(starts, lambda _: _direct(client, rate))
     await client.close()
     sessions = await asyncio.gather(*[asyncio.to_thread(_guest_session, base) for _ in starts])
-    with Sampler(daphne_pid) as sampler:
-        arbor = await _scheduled(starts, lambda index: _through_arbor(base, sessions[index], rate))
-    _report(level, mode, direct[-measured:], arbor[-measured:], sampler)
+
+    async def through_arbor(index: int) -> StreamResult:
+        try:
+            return await _through_arbor(base, sessions[index], rate)
+        except Exception as error:  # noqa: BLE001 - counted: an incomplete reply is a failed target
+            print(f"      stream {index} failed: {type(error).__name__}: {str(error)[:120]}", flush=True)
+            return StreamResult(first_token=float("nan"))
+
+    with Sampler(pids) as sampler:
+        arbor = await _scheduled(starts, through_arbor)
+    completed = [result for result in arbor[-measured:] if result.frames]
+    _report(level, mode, direct[-measured:], completed or [StreamResult()], sampler)
+    return LevelFigures(
+        level=level,
+        mode=mode,
+        direct_first=[r.first_token for r in direct[-measured:]],
+        arbor_first=[r.first_token for r in completed],
+        direct_lags=[lag for r in direct[-measured:] for lag in r.lags],
+        arbor_lags=[lag for r in completed for lag in r.lags],
+        completed=sum(1 for result in arbor if result.frames),
+        started=len(arbor),
+        peak_rss=sampler.peak_rss,
+    )
+
+
+# --- CPU per turn and per token -----------------------------------------------------------------
+@dataclass
+class CpuFigures:
+    turn_ms: float
+    turn_ms_direct: float
+    token_us: float
+    token_us_direct: float
+    turns: int
+    tokens: int
+
+
+async def _direct_cpu(client: Any, count: int, content: str, rate: float, concurrency: int) -> tuple[float, int]:
+    """(CPU seconds of this process, tokens read) for `count` direct calls, `concurrency` at a time."""
+    results: list[StreamResult] = []
+
+    async def worker(calls: int) -> None:
+        for _ in range(calls):
+            results.append(await _direct(client, rate, content))
+
+    with OwnCpu() as cpu:
+        await asyncio.gather(*[worker(count // concurrency) for _ in range(concurrency)])
+    return cpu.seconds, sum(len(result.lags) for result in results)
+
+
+async def _cpu_figures(*, fake_url: str, base: str, pids: list[int], rate: float, tokens: int) -> CpuFigures:
+    """CPU per turn from `sockets` x `turns_each` one-token turns (the first of each socket in a new
+    chat, the rest replying in it), on sockets opened before the clock; CPU per streamed token
+    from `sockets` long replies at once, less what those replies' turns cost."""
+    sockets, turns_each = 20, 10
+    short = "reply in 1 tokens"
+    client = _direct_client(fake_url)
+    await _direct(client, rate)
+    direct_turn_cpu, _ = await _direct_cpu(client, sockets * turns_each, short, rate, sockets)
+    direct_long_cpu, direct_tokens = await _direct_cpu(client, sockets * 5, "hi", rate, sockets * 5)
+    await client.close()
+    direct_turn = direct_turn_cpu / (sockets * turns_each)
+    direct_token = (direct_long_cpu - sockets * 5 * direct_turn) / max(1, direct_tokens)
+
+    sessions = await asyncio.gather(*[asyncio.to_thread(_guest_session, base) for _ in range(sockets * 5)])
+    async with contextlib.AsyncExitStack() as stack:
+        sockets_open = [await stack.enter_async_context(_connect(base, session)) for session in sessions]
+        await asyncio.gather(*[_turn(ws, rate, short) for ws in sockets_open[:sockets]])  # warm each socket
+
+        async def conversation(ws: Any) -> None:
+            chat = None
+            for _ in range(turns_each):
+                chat = (await _turn(ws, rate, short, chat)).chat
+
+        with Sampler(pids) as turn_cpu:
+            await asyncio.gather(*[conversation(ws) for ws in sockets_open[:sockets]])
+        with Sampler(pids) as long_cpu:
+            long_replies = await asyncio.gather(*[_turn(ws, rate) for ws in sockets_open])
+    turn = turn_cpu.cpu_seconds / (sockets * turns_each)
+    streamed = sum(len(result.lags) for result in long_replies)
+    token = (long_cpu.cpu_seconds - len(long_replies) * turn) / max(1, streamed)
+    figures = CpuFigures(
+        turn * 1000, direct_turn * 1000, token * 1e6, direct_token * 1e6, sockets * turns_each, streamed
+    )
+    print(
+        f"CPU per turn: web {figures.turn_ms:6.2f} ms (direct SDK client {figures.turn_ms_direct:5.2f} ms)"
+        f" over {figures.turns} one-token turns | CPU per streamed token: web {figures.token_us:6.1f} µs"
+        f" (direct SDK client {figures.token_us_direct:5.1f} µs) over {figures.tokens} tokens",
+        flush=True,
+    )
+    return figures
+
+
+# --- Summary ------------------------------------------------------------------------------------
+def _summary(cpu: CpuFigures | None, levels: list[LevelFigures]) -> None:
+    def find(level: int, mode: str) -> LevelFigures | None:
+        return next((f for f in levels if f.level == level and f.mode == mode), None)
+
+    rows: list[tuple[str, str, str, float | None, float]] = []
+    if cpu is not None:
+        rows.append(("web CPU per turn (ms)", f"{cpu.turn_ms_direct:.2f}", f"{cpu.turn_ms:.2f}", cpu.turn_ms, 5.0))
+        token = ("web CPU per streamed token (µs)", f"{cpu.token_us_direct:.1f}", f"{cpu.token_us:.1f}")
+        rows.append((*token, cpu.token_us, 60.0))
+    for level, required_first in ((100, 100.0), (300, 500.0)):
+        figures = find(level, "steady")
+        if figures is None:
+            continue
+        complete = figures.completed == figures.started
+        added = _ms(figures.arbor_first, 0.5) - _ms(figures.direct_first, 0.5)
+        name = f"{level} steady streams: first token p50 added (ms)"
+        if not complete:
+            name += f" [only {figures.completed}/{figures.started} complete]"
+        direct, arbor = f"{_ms(figures.direct_first, 0.5):.0f}", f"{_ms(figures.arbor_first, 0.5):.0f}"
+        rows.append((name, direct, arbor, added if complete else None, required_first))
+        if level == 100:
+            lag = _ms(figures.arbor_lags, 0.99) - _ms(figures.direct_lags, 0.99)
+            direct_lag, arbor_lag = f"{_ms(figures.direct_lags, 0.99):.0f}", f"{_ms(figures.arbor_lags, 0.99):.0f}"
+            rows.append(("100 steady streams: token lag p99 added (ms)", direct_lag, arbor_lag, lag, 150.0))
+    memory = [f for f in levels if f.level == 500]
+    if memory:
+        peak = max(f.peak_rss for f in memory) / 2**20
+        rows.append(("peak memory per web process at 500 streams (MB)", "—", f"{peak:.0f}", peak, 300.0))
+    print("\n| figure | direct | Arbor | figure | required | holds |\n| --- | ---: | ---: | ---: | ---: | --- |")
+    for name, direct, arbor, value, required in rows:
+        shown = "—" if value is None else f"{value:.1f}"
+        holds = "yes" if value is not None and value <= required else "NO"
+        print(f"| {name} | {direct} | {arbor} | {shown} | ≤ {required:g} | {holds} |", flush=True)
+
+
+@contextlib.contextmanager
+def _profiled(pids: list[int], path: str | None) -> Iterator[None]:
+    """py-spy sampling the web processes (one file each, FILE.<pid>) while the block runs."""
+    if not path:
+        yield
+        return
+    spies = [
+        subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "--nonblocking",
+                "--pid",
+                str(pid),
+                "--format",
+                "raw",
+                "--rate",
+                "100",
+                "-o",
+                f"{path}.{pid}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in pids
+    ]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=30)
+
+
+def _guests_unlimited(database_url: str) -> None:
+    """Guests' limits so high that no turn is refused, kept on the path (the checks still run)."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute(
+            "UPDATE accounts_tier SET message_capacity = 10000000, messages_per_minute = 10000000,"
+            " token_capacity = 2000000000, tokens_per_minute = 2000000000 WHERE is_guest_default"
+        )
+        connection.execute(
+            "UPDATE usage_tierquota SET daily_limit = 99999999, monthly_limit = 99999999"
+            " WHERE tier_id IN (SELECT id FROM accounts_tier WHERE is_guest_default)"
+        )
+
+
+def _web_pids(serve_pid: int) -> list[int]:
+    return [
+        child.pid
+        for child in psutil.Process(serve_pid).children(recursive=True)
+        if "daphne" in " ".join(child.cmdline())
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--levels", default="1,100,500")
+    parser.add_argument("--levels", default="1,100,300,500")
+    parser.add_argument("--modes", default="steady", help="burst, steady or both (comma-separated)")
     parser.add_argument("--tokens", type=int, default=150)
     parser.add_argument("--rate", type=float, default=30.0)
+    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU-per-turn and per-token phase")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="py-spy's collapsed stacks of the web processes in the CPU phase"
+    )
     options = parser.parse_args()
     database_url = _fresh_database()
     from django.conf import settings
@@ -272,28 +515,26 @@ def main() -> None:
     }
     serve, _ = _start([sys.executable, "manage.py", "serve"], environment, "Arbor is running")
     try:
-        daphne = next(
-            child
-            for child in psutil.Process(serve.pid).children(recursive=True)
-            if "daphne" in " ".join(child.cmdline())
+        _guests_unlimited(database_url)
+        pids = _web_pids(serve.pid)
+        print(
+            f"{options.tokens} tokens per reply at {options.rate:.0f} tokens/s;"
+            f" {len(pids)} web process(es) {pids}; {os.cpu_count()} cores",
+            flush=True,
         )
-        print(f"{options.tokens} tokens per reply at {options.rate:.0f} tokens/s; web process pid {daphne.pid}")
         # A server in use is warm: one stream first pays for imports and the SDK's first client.
         base = f"http://127.0.0.1:{port}"
-        asyncio.run(_through_arbor(base, _guest_session(base), options.rate))
-        for level in (int(value) for value in options.levels.split(",")):
-            for mode in ("burst", "steady") if level > 1 else ("burst",):
-                asyncio.run(
-                    _level(
-                        level,
-                        mode,
-                        fake_url=fake_url,
-                        base=base,
-                        daphne_pid=daphne.pid,
-                        rate=options.rate,
-                        tokens=options.tokens,
-                    )
-                )
+        for _ in range(2 * len(pids)):
+            asyncio.run(_through_arbor(base, _guest_session(base), options.rate))
+        common = {"fake_url": fake_url, "base": base, "pids": pids, "rate": options.rate, "tokens": options.tokens}
+        with _profiled(pids, options.profile):
+            cpu = None if options.no_cpu else asyncio.run(_cpu_figures(**common))
+        levels = []
+        modes = [mode.strip() for mode in options.modes.split(",")]
+        for level in (int(value) for value in options.levels.split(",") if value):
+            for mode in modes if level > 1 else ("burst",):
+                levels.append(asyncio.run(_level(level, mode, **common)))
+        _summary(cpu, levels)
     finally:
         serve.send_signal(signal.SIGINT)
         serve.wait(timeout=60)

@@ -13,8 +13,8 @@ plain INSERTs in one transaction (the least any turn costs the web process).
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import cProfile
+import ipaddress
 import os
 import pstats
 import statistics
@@ -59,7 +59,7 @@ def _guests_unlimited() -> None:
 def _arbor_turns(turns: int, conversation: int) -> Callable[[], None]:
     """A callable that runs the next turn as the socket does (save, then prepare)."""
     from chat.consumers import _send
-    from chat.runner import generation_prepare
+    from chat.runner import generation_prepare_for
 
     state: dict[str, object] = {"left": 0}
 
@@ -75,7 +75,10 @@ def _arbor_turns(turns: int, conversation: int) -> Callable[[], None]:
             client_id=None,
             attachments=None,
         )
-        generation_prepare(str(started.assistant_message.pk), started.route)
+        reply = started.assistant_message
+        generation_prepare_for(
+            reply=reply, chat=started.chat, user=state["user"], parent=reply.parent, route=started.route
+        )
         state.update(chat=str(started.chat.pk), parent=str(started.assistant_message.pk))
         state["left"] = int(state["left"]) - 1  # type: ignore[call-overload]
 

@@ -27,7 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from accounts.models import User
 from chat.fanout import follow_reply
 from chat.models import Message, Role, Status
-from chat.runner import INTERRUPTED, Prepared, generation_prepare, generation_start, generation_stop, sync_db
+from chat.runner import INTERRUPTED, Prepared, generation_prepare_for, generation_start, generation_stop, sync_db
 from chat.services.titles import user_group
 from chat.services.tree import message_switch
 from chat.services.turns import (
@@ -166,10 +166,14 @@ def _turn(service: Callable[..., TurnStarted], **fields: Any) -> tuple[TurnStart
     started = service(**fields)
     if not started.created:
         return started, None
+    reply = started.assistant_message
     try:
-        return started, generation_prepare(str(started.assistant_message.pk), started.route)
+        prepared = generation_prepare_for(
+            reply=reply, chat=started.chat, user=fields["user"], parent=reply.parent, route=started.route
+        )
     except Exception:  # noqa: BLE001 - reported by the generation itself
         return started, None
+    return started, prepared
 
 
 def _owned(user: User, message_id: str) -> Message | None:
@@ -373,7 +377,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             while True:
                 try:
                     async for frame in follow_reply(stream_buffer(), message_id, seq):
-                        await self.send_json(frame)
+                        await self._send_frame(frame)
                         seq = frame["seq"]
                     return
                 except RedisTimeoutError:
@@ -397,6 +401,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 del self.followers[message_id]
 
     # --- Frames out ---------------------------------------------------------------------------
+    async def _send_frame(self, frame: Frame) -> None:
+        """A reply's frame: its text as encoded once for every follower, when it has one."""
+        text = getattr(frame, "text", None)
+        await (self.send(text_data=text) if text is not None else self.send_json(frame))
+
     async def _tell_other_tabs(self, frame: Frame) -> None:
         event = {"type": "chat.event", "frame": frame, "skip": self.channel_name}
         await self.channel_layer.group_send(self.group, event)

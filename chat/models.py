@@ -97,6 +97,10 @@ class Message(models.Model):
     model_id = models.CharField(max_length=200, blank=True)
     provider = models.CharField(max_length=100, blank=True)
     usage = models.JSONField(default=dict, blank=True)
+    # Kept apart from usage: a fork or an export copies what was used, never what is held.
+    reservation = models.JSONField(
+        default=dict, blank=True, help_text="What the turn reserved (tokens, spend) until the reply settles it."
+    )
     time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
     total_time_ms = models.PositiveIntegerField(null=True, blank=True)
     finish_reason = models.CharField(max_length=20, blank=True)

@@ -36,9 +36,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat.fanout import Fanout, fanout
+from chat.looplag import loop_lag
 from chat.models import Message, Status
 from chat.reply import Reply
-from chat.streambuffer import BufferExpired, Coalescer, StreamBuffer, stream_buffer
+from chat.streambuffer import BufferExpired, Coalescer, StreamBuffer, WireFrame, frame_encode, stream_buffer
 from chat.tools import ToolContext, tool_call_run, tools_registered
 from providers.contract import ChatRequest, ErrorCode, ProviderError, TextDelta
 
@@ -175,18 +176,25 @@ class Prepared:
 
 
 def generation_prepare(message_id: str, route: Any = None) -> Prepared:
-    """The request for a reply's first model call (context, system prompt, tools). Sync: a
-    socket builds it in the same thread call that saved the turn, so the generation goes
-    straight to the model instead of queueing for the database again behind other turns."""
+    """The request for a reply's first model call (context, system prompt, tools), the reply
+    read from the database (a generation started without its turn at hand)."""
+    message = Message.objects.select_related("chat__owner__tier", "parent").get(pk=message_id)
+    return generation_prepare_for(
+        reply=message, chat=message.chat, user=message.chat.owner, parent=message.parent, route=route
+    )
+
+
+def generation_prepare_for(*, reply: Message, chat: Any, user: Any, parent: Message | None, route: Any) -> Prepared:
+    """The request for a reply's first model call, from the turn's own objects. Sync: a socket
+    builds it in the same thread call that saved the turn, so the generation goes straight to
+    the model instead of queueing for the database again behind other turns."""
     from chat.prompts import context_messages, system_prompt_for
     from chat.selectors import ancestor_rows
     from providers.routing import route_for
 
-    message = Message.objects.select_related("chat__owner__tier", "parent").get(pk=message_id)
-    user = message.chat.owner
-    if route is None or route.model_id != message.model_id:
-        route = route_for(user=user, model_id=message.model_id)
-    rows = ancestor_rows(message.parent) if message.parent is not None else []
+    if route is None or route.model_id != reply.model_id:
+        route = route_for(user=user, model_id=reply.model_id)
+    rows = ancestor_rows(parent) if parent is not None else []
     tools = tuple(tool.spec for tool in tools_registered()) if route.supports_tools else ()
     request = ChatRequest(
         model=route.candidates[0].provider_model_id,
@@ -199,11 +207,11 @@ def generation_prepare(message_id: str, route: Any = None) -> Prepared:
                 owner_id=user.pk,
             )
         ),
-        system=system_prompt_for(chat=message.chat, user=user),
+        system=system_prompt_for(chat=chat, user=user),
         tools=tools,
         max_tokens=route.max_output_tokens,
     )
-    return Prepared(route, request, user.pk, str(message.chat_id), message.model_id)
+    return Prepared(route, request, user.pk, str(chat.pk), reply.model_id)
 
 
 _prepare = sync_db(generation_prepare)
@@ -216,7 +224,7 @@ def _save(message_id: str, reply: Reply, status: str, *, started: float, error: 
     from chat.selectors import message_tree_entry_read
 
     message = Message.objects.select_related("chat__owner").get(pk=message_id)
-    reservation = message.usage or {}  # what the turn reserved (chat.services.turns)
+    reservation = message.reservation
     ttft = None if reply.first_token_at is None else int((reply.first_token_at - started) * 1000)
     total = int((time.monotonic() - started) * 1000)
     saved: dict[str, Any] = {"provider": reply.provider} if reply.provider else {}
@@ -226,6 +234,7 @@ def _save(message_id: str, reply: Reply, status: str, *, started: float, error: 
             content=reply.parts(),
             text=reply.text,
             status=status,
+            reservation={},  # settled below, in the same transaction
             usage={
                 "input_tokens": reply.usage.input_tokens,
                 "output_tokens": reply.usage.output_tokens,
@@ -320,8 +329,10 @@ class _Writer:
         self.buffer, self.hub, self.message_id = buffer, hub, message_id
 
     async def __call__(self, frame: dict[str, Any]) -> int:
-        seq = await self.buffer.append(self.message_id, frame)
-        self.hub.publish(self.message_id, {**frame, "message_id": self.message_id, "seq": seq})
+        # Encoded once: the same text is stored and sent to every follower here.
+        payload = frame_encode(frame)
+        seq = await self.buffer.append_encoded(self.message_id, payload)
+        self.hub.publish(self.message_id, WireFrame(payload, frame, self.message_id, seq))
         return seq
 
 
@@ -370,7 +381,8 @@ async def _generate(message_id: str, route: Any = None, prepared: Prepared | Non
     hub = fanout()
     started = time.monotonic()
     reply = Reply()
-    coalescer = Coalescer(_Writer(buffer, hub, message_id))
+    lag = loop_lag()
+    coalescer = Coalescer(_Writer(buffer, hub, message_id), lag=lambda: lag.seconds)
     status, error = Status.COMPLETE, None
     try:
         # The first heartbeat; the process's watcher refreshes it while the generation runs.
@@ -476,11 +488,12 @@ def _fail_orphan(message: Message, parts: list[dict[str, Any]], text: str) -> No
         )
         if orphan is None:
             return  # saved meanwhile by its own generation
-        reservation = orphan.usage or {}
+        reservation = orphan.reservation
         Message.objects.filter(pk=message.pk).update(
             content=parts,
             text=text,
             status=Status.ERROR,
+            reservation={},
             usage={"input_tokens": 0, "output_tokens": 0, "reasoning_tokens": 0},
             error_code=INTERRUPTED_CODE,
             error_message=INTERRUPTED,

@@ -61,6 +61,23 @@ Frame = dict[str, Any]
 MessageId = str | UUID
 
 
+class WireFrame(dict[str, Any]):
+    """A numbered frame and its JSON text, encoded once: every socket following the reply sends
+    `text` as it is, instead of encoding the same frame once per socket."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, body_json: str, body: Frame, message_id: str, seq: int) -> None:
+        super().__init__(body, message_id=message_id, seq=seq)
+        # The stored body is a JSON object: the two fields join it before its closing brace.
+        self.text = f'{body_json[:-1]},"message_id":"{message_id}","seq":{seq}}}'
+
+
+def frame_encode(frame: Frame) -> str:
+    """A frame's body as stored and sent (without `message_id` and `seq`, which readers add)."""
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
 class BufferExpired(Exception):
     """The buffer is gone (expired) or no longer holds every frame after the asked seq."""
 
@@ -112,7 +129,10 @@ class StreamBuffer:
         if not isinstance(frame.get("type"), str):
             raise ValueError("a frame needs a string `type`")
         body = {key: value for key, value in frame.items() if key not in ("message_id", "seq")}
-        payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        return await self.append_encoded(message_id, frame_encode(body))
+
+    async def append_encoded(self, message_id: MessageId, payload: str) -> int:
+        """Store one frame already encoded by `frame_encode` (no `message_id`, no `seq`)."""
         keys = [self.stream_key(message_id), self.seq_key(message_id)]
         stored: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((keys, [payload, self.ttl_seconds, self.maxlen or 0], stored))
@@ -231,10 +251,7 @@ class StreamBuffer:
             seq = _seq(entry_id)
             if seq != expected:
                 raise BufferExpired(f"{message_id}: seq {expected} was trimmed")
-            frame = json.loads(fields["f"])
-            frame["message_id"] = str(message_id)
-            frame["seq"] = seq
-            frames.append(frame)
+            frames.append(WireFrame(fields["f"], json.loads(fields["f"]), str(message_id), seq))
             expected += 1
         return frames
 
@@ -276,17 +293,33 @@ class Coalescer:
     never yield). So a delta waits at most `interval` plus event-loop latency. All sink calls run
     under one lock, in order. A sink error in the timer task is raised by the next call.
     Call `aclose()` (or add the `done` frame) at the end; one producer per coalescer.
+
+    Under load the window widens: with `lag` (the event loop's lateness in seconds, see
+    `chat.looplag`), a batch may gather for `LAG_FACTOR` times the lag, up to `MAX_INTERVAL`.
+    A loop that runs late sends fewer, larger frames, and the first token still goes at once.
     """
 
-    def __init__(self, sink: Callable[[Frame], Awaitable[int]], interval: float = 0.03) -> None:
+    LAG_FACTOR = 2.0
+    MAX_INTERVAL = 0.15
+
+    def __init__(
+        self, sink: Callable[[Frame], Awaitable[int]], interval: float = 0.03, lag: Callable[[], float] | None = None
+    ) -> None:
         self._sink = sink
-        self.interval = interval
+        self.base_interval = interval
+        self._lag = lag
         self._kind: str | None = None
         self._chunks: list[str] = []
         self._since = 0.0
         self._last_flush = float("-inf")
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
+
+    @property
+    def interval(self) -> float:
+        if self._lag is None:
+            return self.base_interval
+        return max(self.base_interval, min(self.MAX_INTERVAL, self.LAG_FACTOR * self._lag()))
 
     async def add(self, frame: Frame) -> None:
         self._raise_timer_error()
@@ -302,7 +335,8 @@ class Coalescer:
             self._kind, self._since = kind, time.monotonic()
         self._chunks.append(frame[kind])
         now = time.monotonic()
-        if now - self._since >= self.interval or now - self._last_flush >= self.interval:
+        interval = self.interval
+        if now - self._since >= interval or now - self._last_flush >= interval:
             await self.flush()
         elif self._timer is None or self._timer.done():
             self._timer = asyncio.create_task(self._flush_when_due())

@@ -90,14 +90,63 @@ def message_append(
     return message
 
 
+@transaction.atomic(savepoint=False)
+def exchange_append(
+    *, chat: Chat | None, owner: User, default_model: str, parent: Message | None, question: Message, reply: Message
+) -> tuple[Chat, Message, Message]:
+    """A user message and its reply placeholder, appended together as one exchange: in a new chat
+    (`chat` None), or under `parent`, the end of `chat`'s active branch (the chat locked by the
+    caller's transaction, as `message_append(locked=True)` needs). Any other place goes through
+    `message_append` twice.
+
+    `question` and `reply` are unsaved, with their content and fields set; this places them.
+    Two statements for a new chat, three for a reply at the end: both messages are inserted at
+    once, the question already selecting the reply (PostgreSQL checks the foreign keys at commit).
+    """
+    now = timezone.now()
+    if chat is None:
+        rank, segment, depth = 0, root_segment(0), 1
+        chat = Chat(
+            owner=owner,
+            default_model=default_model,
+            root_count=1,
+            message_count=2,
+            selected_root_id=question.pk,
+            active_leaf_id=reply.pk,
+            last_activity_at=now,
+        )
+        chat.save(force_insert=True)
+    else:
+        assert parent is not None and parent.pk == chat.active_leaf_id
+        with connection.cursor() as cursor:
+            # Rank and selection in one: SET reads the row's old child_count, the question's rank.
+            cursor.execute(
+                f"UPDATE {TABLE} SET child_count = child_count + 1, selected_child_id = %s,"
+                " selected_rank = child_count WHERE id = %s RETURNING child_count - 1",
+                [question.pk, parent.pk],
+            )
+            (rank,) = cursor.fetchone()
+        depth = parent.depth + 1
+        segment = child_segment(parent_segment=str(parent.path), child_depth=depth, rank=rank)
+    question.chat, question.parent, question.path, question.depth, question.rank = chat, parent, segment, depth, rank
+    question.child_count, question.selected_child_id, question.selected_rank = 1, reply.pk, 0
+    reply.chat, reply.parent, reply.path, reply.depth, reply.rank = chat, question, segment, depth + 1, 0
+    Message.objects.bulk_create([question, reply])
+    if parent is not None:
+        counted = {"message_count": F("message_count") + 2, "last_activity_at": now, "updated_at": now}
+        Chat.objects.filter(pk=chat.pk).update(**counted, active_leaf_id=reply.pk)
+    chat.active_leaf = reply
+    return chat, question, reply
+
+
 def message_edit(*, message: Message, content: list[dict[str, Any]], text: str) -> Message:
     """A user message gets a new sibling with the new text (the old one is kept)."""
     return message_append(chat=message.chat, parent=message.parent, role=Role.USER, content=content, text=text)
 
 
-def message_regenerate(*, message: Message, model_id: str, usage: dict[str, Any] | None = None) -> Message:
-    """An assistant message gets a new sibling: an empty reply to stream into (carrying `usage`,
-    the turn's reservation, when given)."""
+def message_regenerate(*, message: Message, model_id: str, reservation: dict[str, Any] | None = None) -> Message:
+    """An assistant message gets a new sibling: an empty reply to stream into (carrying the
+    turn's `reservation`, when given)."""
     return message_append(
         chat=message.chat,
         parent=message.parent,
@@ -105,7 +154,7 @@ def message_regenerate(*, message: Message, model_id: str, usage: dict[str, Any]
         content=[],
         model_id=model_id,
         status=Status.STREAMING,
-        usage=usage or {},
+        reservation=reservation or {},
     )
 
 

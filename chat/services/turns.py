@@ -17,7 +17,7 @@ from django.db import transaction
 from accounts.limits import turn_admit
 from accounts.models import User
 from chat.models import Chat, Message, Role, Status
-from chat.services.tree import chat_create, chat_lock, message_append, message_edit, message_regenerate
+from chat.services.tree import exchange_append, message_append, message_edit, message_regenerate
 from chat.services.uploads import IMAGE_TOKENS, MAX_ATTACHMENTS, attachment_parts, image_parts_of
 from providers.routing import Route, RouteError, route_for
 from providers.selectors import default_model_for
@@ -135,8 +135,7 @@ def _estimate_tokens(text: str, images: int = 0) -> int:
 def _reply_placeholder(
     chat: Chat, parent: Message, model_id: str, reservation: dict[str, Any], *, locked: bool = False
 ) -> Message:
-    """The reply to stream into. It carries the turn's reservation in `usage` until the runner
-    replaces it with the real usage."""
+    """The reply to stream into. It carries the turn's reservation until the runner settles it."""
     return message_append(
         chat=chat,
         parent=parent,
@@ -144,7 +143,7 @@ def _reply_placeholder(
         content=[],
         model_id=model_id,
         status=Status.STREAMING,
-        usage=reservation,
+        reservation=reservation,
         locked=locked,
     )
 
@@ -180,32 +179,62 @@ def turn_send(
     repeated = _repeated_send(user, client_id)
     if repeated is not None:
         return repeated
-    chat = _owned_chat(user, chat_id) if chat_id else None
-    route = _checked_model(user, model_id or (chat.default_model if chat else "") or "")
+    if not model_id and chat_id:
+        model_id = _owned_chat(user, chat_id).default_model  # the chat's model: read once more, rarely
+    route = _checked_model(user, model_id or "")
     model = route.model_id
     images = _checked_images(user, route, attachments)
+    question = Message(role=Role.USER, content=_text_parts(content, images), text=content, client_id=client_id)
     with transaction.atomic():
         reservation = _admit(user, _estimate_tokens(content, len(images)), route)
-        # The chat is locked once for both appends (a new one is invisible to others until commit).
-        if chat is None:
-            chat = chat_create(owner=user, default_model=model)
-            parent = None
-        else:
-            chat = chat_lock(chat)
-            parent = _owned_message(user, parent_id) if parent_id else None
-            if parent is not None and parent.chat_id != chat.pk:
-                raise TurnRefused("not_found", "No such message in this chat.")
-        question = message_append(
-            chat=chat,
-            parent=parent,
-            role=Role.USER,
-            content=_text_parts(content, images),
-            text=content,
-            client_id=client_id,
-            locked=True,
+        reply = Message(
+            role=Role.ASSISTANT, content=[], model_id=model, status=Status.STREAMING, reservation=reservation
         )
-        reply = _reply_placeholder(chat, question, model, reservation, locked=True)
+        # The chat is locked once for both appends (a new one is invisible to others until commit).
+        chat = _locked_chat(user, chat_id) if chat_id else None
+        parent = _parent_in(user, chat, parent_id) if chat is not None and parent_id else None
+        if chat is None or (parent is not None and parent.pk == chat.active_leaf_id):
+            chat, question, reply = exchange_append(
+                chat=chat, owner=user, default_model=model, parent=parent, question=question, reply=reply
+            )
+        else:  # a new root, or a reply under an earlier message: placed and selected in two appends
+            question = _append(chat, parent, question)
+            reply = _reply_placeholder(chat, question, model, reservation, locked=True)
     return TurnStarted(chat=chat, user_message=question, assistant_message=reply, created=True, route=route)
+
+
+def _locked_chat(user: User, chat_id: Any) -> Chat:
+    """The user's chat, locked for the turn, with its active leaf (usually the new parent)."""
+    chat = (
+        Chat.objects.select_for_update(of=("self",))
+        .select_related("active_leaf")
+        .filter(pk=chat_id, owner=user, deleted_at__isnull=True)
+        .first()
+    )
+    if chat is None:
+        raise TurnRefused("not_found", "No such chat.")
+    return chat
+
+
+def _parent_in(user: User, chat: Chat, parent_id: Any) -> Message:
+    if chat.active_leaf is not None and str(chat.active_leaf_id) == str(parent_id):
+        return chat.active_leaf
+    parent = Message.objects.filter(pk=parent_id, chat=chat).first()
+    if parent is None:
+        raise TurnRefused("not_found", "No such message in this chat.")
+    return parent
+
+
+def _append(chat: Chat, parent: Message | None, question: Message) -> Message:
+    return message_append(
+        chat=chat,
+        parent=parent,
+        role=Role.USER,
+        content=question.content,
+        text=question.text,
+        client_id=question.client_id,
+        locked=True,
+    )
 
 
 def turn_edit(
@@ -241,7 +270,7 @@ def turn_regenerate(*, user: User, message_id: Any, model_id: str | None = None)
     model = route.model_id
     with transaction.atomic():
         reservation = _admit(user, _estimate_tokens(original.parent.text), route)
-        reply = message_regenerate(message=original, model_id=model, usage=reservation)
+        reply = message_regenerate(message=original, model_id=model, reservation=reservation)
     return TurnStarted(chat=original.chat, user_message=None, assistant_message=reply, created=True, route=route)
 
 

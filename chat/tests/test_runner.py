@@ -160,7 +160,7 @@ def _send_without_refill(text: str, model: str | None = None) -> tuple[Message, 
 
 async def test_a_finished_reply_charges_exactly_the_tokens_the_provider_reported() -> None:
     placeholder, capacity = await _send_without_refill("Hello there")
-    assert placeholder.usage["reserved_tokens"] > 1_000  # the input estimate and the output allowance
+    assert placeholder.reservation["reserved_tokens"] > 1_000  # the input estimate and the output allowance
     await (await generation_start(placeholder.pk))
     saved = await _message(str(placeholder.pk))
     used = saved.usage["input_tokens"] + saved.usage["output_tokens"]
@@ -180,8 +180,8 @@ async def test_a_stopped_reply_without_reported_usage_is_charged_an_estimate_not
     await task
     saved = await _message(str(placeholder.pk))
     charged = capacity - await _tokens_left(str(placeholder.pk))
-    assert charged == placeholder.usage["estimated_input_tokens"] + len(saved.text) // 4
-    assert charged < placeholder.usage["reserved_tokens"]
+    assert charged == placeholder.reservation["estimated_input_tokens"] + len(saved.text) // 4
+    assert charged < placeholder.reservation["reserved_tokens"]
 
 
 class _Echo:
@@ -304,7 +304,7 @@ async def test_a_reply_orphaned_by_a_crash_is_recorded_as_interrupted_and_its_to
     assert await generations_recover_orphans() == 1
     [row] = await _usage_rows(str(placeholder.pk))
     assert row.outcome == "interrupted"
-    estimate = placeholder.usage["estimated_input_tokens"] + len("Partial words") // 4
+    estimate = placeholder.reservation["estimated_input_tokens"] + len("Partial words") // 4
     assert (row.input_tokens + row.output_tokens) == estimate
     assert await _tokens_left(str(placeholder.pk)) == capacity - estimate
 

@@ -494,3 +494,46 @@ async def test_appends_made_together_are_numbered_in_order_and_survive_a_flushed
     frames = await buffer.replay("batched")
     assert [frame["text"] for frame in frames] == [str(n) for n in range(50)]
     await buffer.aclose()
+
+
+# --- The window widens when the loop lags -------------------------------------------------------
+class _Wide(Coalescer):
+    MAX_INTERVAL = 1_000.0  # no cap: the widening alone decides
+
+
+async def _frames_after_spaced_deltas(coalescer: Coalescer, sink: ListSink) -> int:
+    for index in range(6):
+        await coalescer.add({"type": "delta", "text": f"t{index} "})
+        await asyncio.sleep(INTERVAL * 2)  # each delta comes after the base window
+    await coalescer.aclose()
+    assert "".join(frame["text"] for frame in sink.frames) == "t0 t1 t2 t3 t4 t5 "
+    return len(sink.frames)
+
+
+async def test_with_no_lag_every_delta_after_the_window_is_its_own_frame() -> None:
+    sink = ListSink()
+    assert await _frames_after_spaced_deltas(_Wide(sink, interval=INTERVAL, lag=lambda: 0.0), sink) == 6
+
+
+async def test_a_lagging_loop_merges_what_would_have_been_separate_frames() -> None:
+    sink = ListSink()
+    # A lag of 100 s widens the window past the test: the first delta at once, the rest as one.
+    assert await _frames_after_spaced_deltas(_Wide(sink, interval=INTERVAL, lag=lambda: 100.0), sink) == 2
+
+
+def test_the_widened_window_is_capped() -> None:
+    coalescer = Coalescer(ListSink(), interval=INTERVAL, lag=lambda: 100.0)
+    assert coalescer.interval == Coalescer.MAX_INTERVAL
+
+
+# --- Frames encoded once ------------------------------------------------------------------------
+async def test_replayed_frames_carry_their_text_encoded_once(buffer: StreamBuffer) -> None:
+    import json
+
+    message_id = new_id()
+    await buffer.open(message_id)
+    await buffer.append(message_id, {"type": "delta", "text": 'Olá "quoted"'})
+    (frame,) = await buffer.replay(message_id)
+    expected = {"type": "delta", "text": 'Olá "quoted"', "message_id": message_id, "seq": 1}
+    assert json.loads(frame.text) == expected
+    assert dict(frame) == json.loads(frame.text)

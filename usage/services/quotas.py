@@ -31,7 +31,7 @@ from django.utils import timezone
 from accounts.models import User
 from usage.models import Period, QuotaOverride, SpendLedger, TierQuota
 
-# Keys of the reservation in the dict a turn keeps on its reply placeholder (message.usage).
+# Keys of the reservation in the dict a turn keeps on its reply placeholder (message.reservation).
 RESERVED_KEY = "spend_reserved"
 DAY_KEY = "spend_day"
 MONTH_KEY = "spend_month"

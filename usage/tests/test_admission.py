@@ -42,7 +42,7 @@ def test_a_turn_reserves_its_estimated_cost_on_the_reply(user: User) -> None:
 
     # (10 input tokens estimated for 11 characters + 1,000 output reserved) at $10 per million
     expected = Decimal(10 + RESERVED_OUTPUT_TOKENS) * 10 / 1_000_000
-    assert Decimal(reply.usage["spend_reserved"]) == expected
+    assert Decimal(reply.reservation["spend_reserved"]) == expected
     assert SpendLedger.objects.get(user_id=user.pk, period=Period.DAY).reserved == expected
 
 
