@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import json
 import logging
 import time
 import weakref
@@ -32,16 +33,18 @@ from uuid import UUID
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
+from accounts.models import User
 from chat.fanout import Fanout, fanout
 from chat.looplag import loop_lag
-from chat.models import Message, Status
+from chat.models import Chat, Message, Status
 from chat.reply import Reply
+from chat.selectors import TREE_FIELDS, message_tree_entry_of_row
 from chat.streambuffer import BufferExpired, Coalescer, StreamBuffer, WireFrame, frame_encode, stream_buffer
 from chat.tools import ToolContext, tool_call_run, tools_registered
-from providers.contract import ChatRequest, ErrorCode, ProviderError, TextDelta
+from providers.contract import ChatRequest, ErrorCode, ProviderError, TextDelta, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -217,47 +220,85 @@ def generation_prepare_for(*, reply: Message, chat: Any, user: Any, parent: Mess
 _prepare = sync_db(generation_prepare)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Turn:
+    """What settling a reply needs of its turn, as its save read it."""
+
+    message_id: str
+    chat_id: str
+    owner_id: int
+    tier_id: int | None
+    model_id: str
+    provider: str
+    reservation: dict[str, Any]
+
+
+_TREE_COLUMNS = ", ".join(f"m.{name}" for name in TREE_FIELDS)
+# One statement saves the reply and reads back what settling and the `done` frame need: the
+# turn's reservation as it was (`old`: the same row before this update), the owner and tier,
+# whether the chat has a title, and the saved row's tree fields.
+_SAVE_SQL = f"""
+UPDATE {Message._meta.db_table} AS m SET
+    content = %(content)s::jsonb, text = %(text)s, status = %(status)s, reservation = '{{}}'::jsonb,
+    usage = %(usage)s::jsonb, finish_reason = %(finish_reason)s, time_to_first_token_ms = %(ttft)s,
+    total_time_ms = %(total)s, error_code = %(error_code)s, error_message = %(error_message)s,
+    provider = CASE WHEN %(provider)s = '' THEN m.provider ELSE %(provider)s END
+FROM {Message._meta.db_table} AS old
+JOIN {Chat._meta.db_table} AS c ON c.id = old.chat_id
+JOIN {User._meta.db_table} AS u ON u.id = c.owner_id
+WHERE m.id = %(id)s AND old.id = m.id
+RETURNING old.reservation, m.chat_id, c.owner_id, u.tier_id, c.title, m.provider, {_TREE_COLUMNS}
+"""
+
+
 @sync_db
 def _save(message_id: str, reply: Reply, status: str, *, started: float, error: ProviderError | None) -> dict[str, Any]:
     """Save the reply, then settle what its turn reserved and record its usage, all or nothing.
     Returns the saved message as the chat's tree holds it (for the `done` frame)."""
-    from chat.selectors import message_tree_entry_read
-
-    message = Message.objects.select_related("chat__owner").get(pk=message_id)
-    reservation = message.reservation
     ttft = None if reply.first_token_at is None else int((reply.first_token_at - started) * 1000)
     total = int((time.monotonic() - started) * 1000)
-    saved: dict[str, Any] = {"provider": reply.provider} if reply.provider else {}
-    with transaction.atomic():
-        Message.objects.filter(pk=message_id).update(
-            **saved,
-            content=reply.parts(),
-            text=reply.text,
-            status=status,
-            reservation={},  # settled below, in the same transaction
-            usage={
-                "input_tokens": reply.usage.input_tokens,
-                "output_tokens": reply.usage.output_tokens,
-                "reasoning_tokens": reply.usage.reasoning_tokens,
-            },
-            finish_reason=reply.finish_reason,
-            time_to_first_token_ms=ttft,
-            total_time_ms=total,
-            error_code=str(error.code) if error else "",
-            error_message=error.message if error else "",
-        )
-        _settle(message, reservation, reply, status=status, error=error, ttft_ms=ttft, total_ms=total)
-    if status == Status.COMPLETE and not message.chat.title and settings.CHAT_TITLES_AUTO:
+    usage = reply.usage
+    params = {
+        "id": message_id,
+        "content": json.dumps(reply.parts()),
+        "text": reply.text,
+        "status": status,
+        "usage": json.dumps(_usage_dict(usage)),
+        "finish_reason": reply.finish_reason,
+        "ttft": ttft,
+        "total": total,
+        "error_code": str(error.code) if error else "",
+        "error_message": error.message if error else "",
+        "provider": reply.provider,
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_SAVE_SQL, params)
+        reservation, chat_id, owner_id, tier_id, title, provider, *tree = cursor.fetchone()
+        row = dict(zip(TREE_FIELDS, tree, strict=True))
+        turn = _Turn(message_id, str(chat_id), owner_id, tier_id, row["model_id"], provider, _json(reservation))
+        _settle(turn, reply, status=status, error=error, ttft_ms=ttft, total_ms=total)
+    if status == Status.COMPLETE and not title and settings.CHAT_TITLES_AUTO:
         from chat.tasks import title_chat_after_commit
 
-        title_chat_after_commit(str(message.chat_id))
-    # Read back after the commit, in this same thread call: the one query a reply's end adds.
-    return message_tree_entry_read(message_id)
+        title_chat_after_commit(turn.chat_id)
+    return message_tree_entry_of_row({**row, "content": _json(row["content"]), "usage": _json(row["usage"])})
+
+
+def _json(value: Any) -> Any:
+    """A jsonb column from a raw cursor (JSON text on Django's connections)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _usage_dict(usage: Usage) -> dict[str, int]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+    }
 
 
 def _settle(
-    message: Message,
-    reservation: dict[str, Any],
+    turn: _Turn,
     reply: Reply,
     *,
     status: str,
@@ -270,32 +311,34 @@ def _settle(
     failed early), for an estimate of what was sent and written; release the rest of what it
     reserved (tokens and money); and write the reply's usage row."""
     from accounts.limits import TOKENS, limit_charge, limit_refund
-    from providers.contract import Usage
     from providers.routing import BYOK_PREFIX
     from usage.services import usage_record
 
+    reservation = turn.reservation
     usage = reply.usage
     if not (usage.input_tokens or usage.output_tokens):
         usage = Usage(input_tokens=reservation.get("estimated_input_tokens", 0), output_tokens=len(reply.text) // 4)
     reserved = reservation.get("reserved_tokens", 0)
     used = usage.input_tokens + usage.output_tokens
+    owner = User(pk=turn.owner_id)  # the limits need only its id
     if used > reserved:
-        limit_charge(user=message.chat.owner, kind=TOKENS, amount=used - reserved)
+        limit_charge(user=owner, kind=TOKENS, amount=used - reserved)
     elif used < reserved:
-        limit_refund(user=message.chat.owner, kind=TOKENS, amount=reserved - used)
+        limit_refund(user=owner, kind=TOKENS, amount=reserved - used)
     usage_record(
-        user_id=message.chat.owner_id,
+        user_id=turn.owner_id,
         kind="chat",
-        model_id=message.model_id,
-        provider=reply.provider or message.provider,
+        model_id=turn.model_id,
+        provider=reply.provider or turn.provider,
         usage=usage,
-        chat_id=message.chat_id,
-        message_id=message.pk,
+        chat_id=turn.chat_id,
+        message_id=turn.message_id,
         ttft_ms=ttft_ms,
         total_ms=total_ms,
         outcome=outcome or (str(error.code) if error else ("stopped" if status == Status.STOPPED else "complete")),
-        byok=message.model_id.startswith(BYOK_PREFIX),
+        byok=turn.model_id.startswith(BYOK_PREFIX),
         reservation=reservation,
+        tier_id=turn.tier_id,
     )
 
 
@@ -501,9 +544,12 @@ def _fail_orphan(message: Message, parts: list[dict[str, Any]], text: str) -> No
         reply = Reply()
         reply.frame_for(TextDelta(text))
         failure = ProviderError(ErrorCode.PROVIDER_UNAVAILABLE, INTERRUPTED)
+        owner = orphan.chat.owner
+        turn = _Turn(
+            str(orphan.pk), str(orphan.chat_id), owner.pk, owner.tier_id, orphan.model_id, orphan.provider, reservation
+        )
         _settle(
-            orphan,
-            reservation,
+            turn,
             reply,
             status=Status.ERROR,
             error=failure,

@@ -87,6 +87,11 @@ def message_tree_entry(message: Message) -> dict[str, Any]:
     return _tree_entry({name: getattr(message, name) for name in TREE_FIELDS})
 
 
+def message_tree_entry_of_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """`message_tree_entry` of a row of the tree's columns (JSON columns decoded)."""
+    return _tree_entry(row)
+
+
 def message_tree_entry_read(message_id: Any) -> dict[str, Any]:
     """`message_tree_entry` of a message read now: one query, the tree's columns only."""
     return _tree_entry(Message.objects.values(*TREE_FIELDS).get(pk=message_id))

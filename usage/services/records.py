@@ -9,12 +9,16 @@ from uuid import UUID
 from django.db import transaction
 
 from accounts.models import User
+from providers.catalogcache import catalog_snapshot
 from providers.contract import Usage
-from providers.models import Model
 from usage.models import Kind, UsageRecord
 from usage.services.quotas import quota_settle
 
 MILLION = Decimal(1_000_000)
+
+
+class _Unknown:
+    """`usage_record(tier_id=_Unknown)`: the caller does not know the user's tier."""
 
 
 def cost_of(*, input_tokens: int, output_tokens: int, input_price: Decimal, output_price: Decimal) -> Decimal:
@@ -26,10 +30,10 @@ def cost_of(*, input_tokens: int, output_tokens: int, input_price: Decimal, outp
 def model_prices(model_id: str) -> tuple[Decimal, Decimal]:
     """A catalog model's (input, output) price per million tokens now; (0, 0) when the model is
     not in the catalog (a BYOK model, or one deleted meanwhile)."""
-    prices = (
-        Model.objects.filter(model_id=model_id).values_list("input_price_per_mtok", "output_price_per_mtok").first()
-    )
-    return (Decimal(prices[0]), Decimal(prices[1])) if prices else (Decimal(0), Decimal(0))
+    model = catalog_snapshot().models.get(model_id)  # the process's catalog: no query while unchanged
+    if model is None:
+        return Decimal(0), Decimal(0)
+    return Decimal(model.input_price_per_mtok), Decimal(model.output_price_per_mtok)
 
 
 def usage_record(
@@ -46,6 +50,7 @@ def usage_record(
     outcome: str = "complete",
     byok: bool = False,
     reservation: dict[str, Any] | None = None,
+    tier_id: int | type[_Unknown] | None = _Unknown,
 ) -> None:
     """Record one generation: a usage row, and its cost booked to the user's spend ledger.
 
@@ -55,7 +60,8 @@ def usage_record(
     placeholder, `message.usage` before the reply is saved): its spend part is released and the
     real cost booked to the same day and month, in the same transaction as the row. Without one
     (titles, suggestions, artifacts) the cost is booked to the current day and month. A user
-    deleted meanwhile leaves the row anonymous."""
+    deleted meanwhile leaves the row anonymous. `tier_id`: the user's tier when the caller read it
+    in the same transaction (a saved reply does); read here when not given."""
     if kind not in Kind.values:
         raise ValueError(f"unknown usage kind {kind!r}")
     if byok:
@@ -69,7 +75,8 @@ def usage_record(
             output_price=output_price,
         )
     with transaction.atomic():
-        tier_id = User.objects.filter(pk=user_id).values_list("tier_id", flat=True).first()
+        if tier_id is _Unknown:
+            tier_id = User.objects.filter(pk=user_id).values_list("tier_id", flat=True).first()
         UsageRecord.objects.create(
             user_id=user_id if tier_id is not None else None,
             tier_id=tier_id,

@@ -51,7 +51,9 @@ def test_the_cost_uses_the_prices_at_the_time_of_the_generation() -> None:
     priced_model(input_price="1", output_price="1")
     user = UserFactory()
     before = _record(user.pk)
-    Model.objects.filter(model_id="acme:large").update(input_price_per_mtok=10, output_price_per_mtok=10)
+    model = Model.objects.get(model_id="acme:large")
+    model.input_price_per_mtok = model.output_price_per_mtok = Decimal(10)
+    model.save()  # as the admin does: the catalog's version changes with it
 
     after = _record(user.pk)
 
