@@ -424,6 +424,7 @@ def _profiled(pids: list[int], path: str | None) -> Iterator[None]:
                 "py-spy",
                 "record",
                 "--nonblocking",
+                "--gil",
                 "--pid",
                 str(pid),
                 "--format",

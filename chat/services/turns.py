@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from accounts.limits import turn_admit
 from accounts.models import User
@@ -203,16 +203,29 @@ def turn_send(
     return TurnStarted(chat=chat, user_message=question, assistant_message=reply, created=True, route=route)
 
 
+_CHAT_COLUMNS = tuple(field.attname for field in Chat._meta.concrete_fields)
+_LEAF_COLUMNS = ("id", "chat_id", "parent_id", "path", "depth", "rank")
+# Every turn in an existing chat runs this: plain SQL, not a select_related compiled afresh.
+_LOCKED_CHAT = f"""
+SELECT {", ".join(f"c.{name}" for name in _CHAT_COLUMNS)}, {", ".join(f"l.{name}" for name in _LEAF_COLUMNS)}
+FROM {Chat._meta.db_table} AS c LEFT JOIN {Message._meta.db_table} AS l ON l.id = c.active_leaf_id
+WHERE c.id = %s AND c.owner_id = %s AND c.deleted_at IS NULL
+FOR UPDATE OF c
+"""
+
+
 def _locked_chat(user: User, chat_id: Any) -> Chat:
-    """The user's chat, locked for the turn, with its active leaf (usually the new parent)."""
-    chat = (
-        Chat.objects.select_for_update(of=("self",))
-        .select_related("active_leaf")
-        .filter(pk=chat_id, owner=user, deleted_at__isnull=True)
-        .first()
-    )
-    if chat is None:
+    """The user's chat, locked for the turn, with its active leaf (usually the new parent; only
+    the leaf's place in the tree is read)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCKED_CHAT, [chat_id, user.pk])
+        row = cursor.fetchone()
+    if row is None:
         raise TurnRefused("not_found", "No such chat.")
+    chat = Chat.from_db(connection.alias, _CHAT_COLUMNS, row[: len(_CHAT_COLUMNS)])
+    leaf = row[len(_CHAT_COLUMNS) :]
+    if leaf[0] is not None:
+        chat.active_leaf = Message.from_db(connection.alias, _LEAF_COLUMNS, leaf)
     return chat
 
 

@@ -93,7 +93,7 @@ class AnthropicAdapter(Adapter):
             try:
                 # Entering raises the SDK's status errors; the body is then ours to read.
                 async with (
-                    messages.create(**params, stream=True) as response,
+                    messages.create(**_untransformed(params), stream=True) as response,
                     contextlib.aclosing(response.http_response.aiter_bytes()) as chunks,
                 ):
                     translation = _Translation(response.http_response)
@@ -146,6 +146,14 @@ def _key_headers(api_key: str) -> dict[str, Any]:
 
 
 # --- Requests ------------------------------------------------------------------------------
+def _untransformed(params: dict[str, Any]) -> dict[str, Any]:
+    """`create` arguments that send `params` as they are: the SDK's request transform walks every
+    message against its typed schema (milliseconds per call for a long chat), and ours are in
+    wire shape already, so they go in `extra_body`, which the SDK merges into the JSON unchanged."""
+    rest = dict(params)
+    return {"model": rest.pop("model"), "max_tokens": rest.pop("max_tokens"), "messages": [], "extra_body": rest}
+
+
 def request_params(request: ChatRequest) -> dict[str, Any]:
     """The keyword arguments of `messages.create` for a contract request."""
     params: dict[str, Any] = {

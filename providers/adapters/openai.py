@@ -106,7 +106,7 @@ class OpenAIAdapter(Adapter):
         try:
             # Entering raises the SDK's status errors; the body is then ours to read.
             async with (
-                completions.create(**request_body(request)) as response,
+                completions.create(**_untransformed(request_body(request))) as response,
                 contextlib.aclosing(response.http_response.aiter_bytes()) as chunks,
             ):
                 async for chunk in chunks:
@@ -164,6 +164,15 @@ class OpenAIAdapter(Adapter):
 
 
 # --- Request -------------------------------------------------------------------------------
+def _untransformed(body: dict[str, Any]) -> dict[str, Any]:
+    """`create` arguments that send `body` as it is. The SDK's request transform walks every
+    message against its typed schema (about 6 ms of CPU for a 20-message chat, per model call);
+    our body is already in wire shape, so all but the model goes in `extra_body`, which the SDK
+    merges into the JSON unchanged. Auth, headers, errors and timeouts stay the SDK's."""
+    rest = dict(body)
+    return {"model": rest.pop("model"), "messages": [], "stream": rest.pop("stream"), "extra_body": rest}
+
+
 def request_body(request: ChatRequest) -> dict[str, Any]:
     """The `chat.completions.create` arguments for a contract request."""
     messages: list[dict[str, Any]] = []

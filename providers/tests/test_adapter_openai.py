@@ -133,6 +133,24 @@ async def test_the_request_carries_model_messages_system_tools_and_usage_option(
     ]
 
 
+async def test_the_messages_skip_the_sdks_request_transform(
+    server: OpenAIServer, adapter: OpenAIAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openai.resources.chat.completions import completions
+
+    transformed: list[object] = []
+    transform = completions.async_maybe_transform
+
+    async def recording(data: object, expected_type: object) -> object:
+        transformed.append(data)
+        return await transform(data, expected_type)
+
+    monkeypatch.setattr(completions, "async_maybe_transform", recording)
+    await events_of(adapter, ask("Hi", system="Be brief."))
+    assert [body["messages"] for body in transformed] == [[]]  # type: ignore[index]
+    assert server.requests[0].body["messages"][1] == {"role": "user", "content": "Hi"}
+
+
 async def test_unset_options_are_left_out_of_the_request(server: OpenAIServer, adapter: OpenAIAdapter) -> None:
     await events_of(adapter, ask())
     body = server.requests[0].body

@@ -111,22 +111,32 @@ def period_reset(period: str, start: date) -> datetime:
 
 
 # --- Limits -------------------------------------------------------------------------------------
+# Read on every turn: plain SQL, not the ORM's join compiled afresh each time.
+_LIMIT_COLUMNS = (
+    "is_active",
+    "tier__spend_quota__daily_limit",
+    "tier__spend_quota__monthly_limit",
+    "quota_override__daily_limit",
+    "quota_override__monthly_limit",
+    "quota_override__unlimited",
+    "quota_override__expires_at",
+    "quota_override__id",
+)
+_LIMITS = f"""
+SELECT u.is_active, q.daily_limit, q.monthly_limit, o.daily_limit, o.monthly_limit, o.unlimited, o.expires_at, o.id
+FROM {User._meta.db_table} AS u
+LEFT JOIN {TierQuota._meta.db_table} AS q ON q.tier_id = u.tier_id
+LEFT JOIN {QuotaOverride._meta.db_table} AS o ON o.user_id = u.id
+WHERE u.id = %s
+"""
+
+
 def spend_limits_for(*, user_id: int, now: datetime | None = None) -> SpendLimits:
     """The user's limits now: the tier's, replaced field by field by a live override. One query."""
-    row = (
-        User.objects.filter(pk=user_id)
-        .values(
-            "is_active",
-            "tier__spend_quota__daily_limit",
-            "tier__spend_quota__monthly_limit",
-            "quota_override__daily_limit",
-            "quota_override__monthly_limit",
-            "quota_override__unlimited",
-            "quota_override__expires_at",
-            "quota_override__id",
-        )
-        .first()
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_LIMITS, [user_id])
+        found = cursor.fetchone()
+    row = None if found is None else dict(zip(_LIMIT_COLUMNS, found, strict=True))
     if row is None:
         return SpendLimits(daily=None, monthly=None, active=False)
     daily, monthly = row["tier__spend_quota__daily_limit"], row["tier__spend_quota__monthly_limit"]
