@@ -95,8 +95,8 @@ def _baseline_turns() -> Callable[[], None]:
     chat = chat_create(owner=_guest())
     insert = (
         f"INSERT INTO {Message._meta.db_table} (id, chat_id, path, depth, rank, child_count, role, content, text,"
-        " model_id, provider, usage, finish_reason, status, error_code, error_message, vote, created_at)"
-        " VALUES (%s, %s, %s, 1, %s, 0, %s, '[]', %s, '', '', '{}', '', %s, '', '', 0, now())"
+        " model_id, provider, usage, reservation, finish_reason, status, error_code, error_message, vote, created_at)"
+        " VALUES (%s, %s, %s, 1, %s, 0, %s, '[]', %s, '', '', '{}', '{}', '', %s, '', '', 0, now())"
     )
     counter = {"rank": 0}
 

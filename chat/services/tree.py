@@ -99,6 +99,12 @@ _INSERT_PAIR = (
 )
 
 
+_CHAT_EXTENDED = (
+    f"UPDATE {Chat._meta.db_table} SET message_count = message_count + 2, last_activity_at = %s,"
+    " updated_at = %s, active_leaf_id = %s WHERE id = %s"
+)
+
+
 def _insert_pair(*messages: Message) -> None:
     params = [
         field.get_db_prep_save(field.pre_save(message, add=True), connection)
@@ -155,8 +161,8 @@ def exchange_append(
     reply.chat, reply.parent, reply.path, reply.depth, reply.rank = chat, question, segment, depth + 1, 0
     _insert_pair(question, reply)
     if parent is not None:
-        counted = {"message_count": F("message_count") + 2, "last_activity_at": now, "updated_at": now}
-        Chat.objects.filter(pk=chat.pk).update(**counted, active_leaf_id=reply.pk)
+        with connection.cursor() as cursor:
+            cursor.execute(_CHAT_EXTENDED, [now, now, reply.pk, chat.pk])
     chat.active_leaf = reply
     return chat, question, reply
 
