@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -118,6 +118,9 @@ class FakeVendorServer:
         self.port = port
         self.behaviours: deque[Behaviour] = deque()
         self.requests: list[RecordedRequest] = []
+        # Wire chunks of every streamed reply pass through this when set: tests of a client's
+        # parsing bend the wire itself (a missing [DONE], an error event, trailing bytes).
+        self.rewrite: Callable[[list[bytes]], list[bytes]] | None = None
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -251,6 +254,8 @@ class FakeVendorServer:
 
     def _with_faults(self, reply: Reply, request: RecordedRequest) -> Iterator[bytes | object]:
         chunks = self.stream_chunks(reply.events, request)
+        if self.rewrite is not None:
+            chunks = self.rewrite(chunks)
         for position, chunk in enumerate(chunks):
             if reply.malformed_at == position:
                 yield self.malformed_chunk()

@@ -6,7 +6,6 @@ in test_sse.py; the common streams and HTTP errors in test_adapter_anthropic.py.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import ClassVar
 
 import pytest
 
@@ -28,38 +27,28 @@ from providers.contract import (
     Usage,
 )
 from providers.testing.anthropic_server import AnthropicServer
-from providers.testing.base import Call, Count, RecordedRequest, Say, ScriptEvent, Think, reply, sse
+from providers.testing.base import Call, Count, Say, Think, reply, sse
 
 Rewrite = Callable[[list[bytes]], list[bytes]]
 HELLO = ChatRequest(model="claude-sonnet-5-5", messages=(ChatMessage.text("user", "Hi"),))
 
 
-class RewritingServer(AnthropicServer):
-    """The fake Anthropic server, with its wire chunks passed through `rewrite` when one is set."""
-
-    rewrite: ClassVar[Rewrite | None] = None
-
-    def stream_chunks(self, events: tuple[ScriptEvent, ...], request: RecordedRequest) -> list[bytes]:
-        chunks = super().stream_chunks(events, request)
-        return type(self).rewrite(chunks) if type(self).rewrite else chunks
-
-
 @pytest.fixture(scope="module")
-def running_server() -> Iterator[RewritingServer]:
-    with RewritingServer() as running:
+def running_server() -> Iterator[AnthropicServer]:
+    with AnthropicServer() as running:
         yield running
 
 
 @pytest.fixture
-def server(running_server: RewritingServer) -> Iterator[RewritingServer]:
+def server(running_server: AnthropicServer) -> Iterator[AnthropicServer]:
     running_server.behaviours.clear()
     running_server.requests.clear()
     yield running_server
-    RewritingServer.rewrite = None
+    running_server.rewrite = None
 
 
 @pytest.fixture
-def adapter(server: RewritingServer) -> AnthropicAdapter:
+def adapter(server: AnthropicServer) -> AnthropicAdapter:
     return AnthropicAdapter(Endpoint(base_url=server.url, api_key="sk-ant-test", provider="anthropic"))
 
 
@@ -71,7 +60,7 @@ async def error_of(adapter: AnthropicAdapter, seen: list[Event]) -> ProviderErro
 
 
 async def test_a_body_that_ends_cleanly_before_message_stop_is_a_cut_off_reply(
-    server: RewritingServer, adapter: AnthropicAdapter
+    server: AnthropicServer, adapter: AnthropicAdapter
 ) -> None:
     server.script(reply(Say("one"), Say(" two"), Say(" three"), Count(3, 3), cut_after=2))
     seen: list[Event] = []
@@ -99,9 +88,9 @@ def error_event_after_first_chunk(data: bytes) -> Rewrite:
     ],
 )
 async def test_an_error_event_raises_by_its_type_after_the_events_before_it(
-    server: RewritingServer, adapter: AnthropicAdapter, data: bytes, code: ErrorCode
+    server: AnthropicServer, adapter: AnthropicAdapter, data: bytes, code: ErrorCode
 ) -> None:
-    RewritingServer.rewrite = error_event_after_first_chunk(data)
+    server.rewrite = error_event_after_first_chunk(data)
     server.script(reply(Say("Half a"), Say(" sentence")))
     seen: list[Event] = []
     error = await error_of(adapter, seen)
@@ -128,9 +117,9 @@ def byte_by_byte(chunks: list[bytes]) -> list[bytes]:
 
 @pytest.mark.parametrize("rewrite", [crlf, with_pings_comments_and_unnamed_events, one_read, byte_by_byte])
 async def test_every_wire_variant_reads_as_the_same_reply(
-    server: RewritingServer, adapter: AnthropicAdapter, rewrite: Rewrite
+    server: AnthropicServer, adapter: AnthropicAdapter, rewrite: Rewrite
 ) -> None:
-    RewritingServer.rewrite = rewrite
+    server.rewrite = rewrite
     call = Call("toolu_1", "get_weather", '{"city": "Paris"}', chunks=2)
     server.script(reply(Think("hmm"), Say("Checking."), call, Count(9, 7, reasoning=2)))
     events = [event async for event in adapter.stream(HELLO)]
@@ -146,9 +135,9 @@ async def test_every_wire_variant_reads_as_the_same_reply(
     ]
 
 
-async def test_cache_reads_and_writes_count_as_input(server: RewritingServer, adapter: AnthropicAdapter) -> None:
+async def test_cache_reads_and_writes_count_as_input(server: AnthropicServer, adapter: AnthropicAdapter) -> None:
     cached = b'"input_tokens": 3, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 1000'
-    RewritingServer.rewrite = lambda chunks: [chunk.replace(b'"input_tokens": 3', cached) for chunk in chunks]
+    server.rewrite = lambda chunks: [chunk.replace(b'"input_tokens": 3', cached) for chunk in chunks]
     server.script(reply(Say("Hi"), Count(3, 1)))
     events = [event async for event in adapter.stream(HELLO)]
     assert events[-2] == Usage(input_tokens=1103, output_tokens=1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -29,38 +29,28 @@ from providers.contract import (
     ToolCallStart,
     Usage,
 )
-from providers.testing.base import Call, Count, End, RecordedRequest, Say, ScriptEvent, reply, sse
+from providers.testing.base import Call, Count, End, Say, reply, sse
 from providers.testing.openai_server import OpenAIServer
 
 Rewrite = Callable[[list[bytes]], list[bytes]]
 
 
-class RewritingServer(OpenAIServer):
-    """The fake OpenAI server, with its wire chunks passed through `rewrite` when one is set."""
-
-    rewrite: ClassVar[Rewrite | None] = None
-
-    def stream_chunks(self, events: tuple[ScriptEvent, ...], request: RecordedRequest) -> list[bytes]:
-        chunks = super().stream_chunks(events, request)
-        return type(self).rewrite(chunks) if type(self).rewrite else chunks
-
-
 @pytest.fixture(scope="module")
-def running_server() -> Iterator[RewritingServer]:
-    with RewritingServer() as running:
+def running_server() -> Iterator[OpenAIServer]:
+    with OpenAIServer() as running:
         yield running
 
 
 @pytest.fixture
-def server(running_server: RewritingServer) -> Iterator[RewritingServer]:
+def server(running_server: OpenAIServer) -> Iterator[OpenAIServer]:
     running_server.behaviours.clear()
     running_server.requests.clear()
     yield running_server
-    RewritingServer.rewrite = None
+    running_server.rewrite = None
 
 
 @pytest.fixture
-def adapter(server: RewritingServer) -> OpenAIAdapter:
+def adapter(server: OpenAIServer) -> OpenAIAdapter:
     return OpenAIAdapter(Endpoint(base_url=server.url + "/v1", api_key="sk-test", provider="openai-test"))
 
 
@@ -86,7 +76,7 @@ def without(*needles: bytes) -> Rewrite:
 
 # --- How a stream ends ---------------------------------------------------------------------------
 async def test_a_body_that_ends_cleanly_before_the_finish_is_a_cut_off_reply(
-    server: RewritingServer, adapter: OpenAIAdapter
+    server: OpenAIServer, adapter: OpenAIAdapter
 ) -> None:
     # The HTTP response completes, but the reply stops after two tokens: no finish, no [DONE].
     server.script(reply(Say("Hel"), Say("lo"), Say(" world"), Count(3, 3), cut_after=2))
@@ -99,14 +89,14 @@ async def test_a_body_that_ends_cleanly_before_the_finish_is_a_cut_off_reply(
     assert error.provider == "openai-test"
 
 
-async def test_an_empty_200_body_is_a_cut_off_reply(server: RewritingServer, adapter: OpenAIAdapter) -> None:
+async def test_an_empty_200_body_is_a_cut_off_reply(server: OpenAIServer, adapter: OpenAIAdapter) -> None:
     server.script(reply(Say("never sent"), cut_after=0))
     seen: list[Event] = []
     error = await error_of(adapter, seen)
     assert (seen, error.code, error.message) == ([], ErrorCode.PROVIDER_UNAVAILABLE, CUT_OFF)
 
 
-async def test_a_cut_off_tool_call_is_never_ended(server: RewritingServer, adapter: OpenAIAdapter) -> None:
+async def test_a_cut_off_tool_call_is_never_ended(server: OpenAIServer, adapter: OpenAIAdapter) -> None:
     arguments = '{"city": "Oslo"}'
     server.script(reply(Call("call_1", "get_weather", arguments), End("tool_calls"), cut_after=1))
     seen: list[Event] = []
@@ -119,24 +109,24 @@ async def test_a_cut_off_tool_call_is_never_ended(server: RewritingServer, adapt
     assert error.message == CUT_OFF
 
 
-async def test_a_finish_reason_without_done_is_a_whole_reply(server: RewritingServer, adapter: OpenAIAdapter) -> None:
-    RewritingServer.rewrite = without(b"[DONE]")
+async def test_a_finish_reason_without_done_is_a_whole_reply(server: OpenAIServer, adapter: OpenAIAdapter) -> None:
+    server.rewrite = without(b"[DONE]")
     server.script(reply(Say("Hi"), Count(3, 1)))
     assert await events_of(adapter) == [TextDelta("Hi"), Usage(3, 1, 0), Finish(FinishReason.STOP)]
 
 
-async def test_done_without_a_finish_reason_is_a_whole_reply(server: RewritingServer, adapter: OpenAIAdapter) -> None:
-    RewritingServer.rewrite = without(b'"finish_reason": "stop"')
+async def test_done_without_a_finish_reason_is_a_whole_reply(server: OpenAIServer, adapter: OpenAIAdapter) -> None:
+    server.rewrite = without(b'"finish_reason": "stop"')
     server.script(reply(Say("Hi"), Count(3, 1)))
     assert await events_of(adapter) == [TextDelta("Hi"), Usage(3, 1, 0), Finish(FinishReason.OTHER)]
 
 
 async def test_nothing_after_done_is_read_and_a_body_left_open_is_not_waited_for(
-    server: RewritingServer,
+    server: OpenAIServer,
 ) -> None:
     # After [DONE] the server writes one more chunk and then holds the body open: the reply is
     # whole at [DONE], and the idle timeout must not turn it into an error.
-    RewritingServer.rewrite = lambda chunks: [*chunks, sse(_text_chunk("after done")), b"held"]
+    server.rewrite = lambda chunks: [*chunks, sse(_text_chunk("after done")), b"held"]
     server.script(reply(Say("Hi"), stall_after=5))  # Say, finish, usage, [DONE], "after done": then stall
     endpoint = Endpoint(base_url=server.url + "/v1", api_key="sk-test", timeouts=Timeouts(first_token=5, idle=2))
     events = [event async for event in OpenAIAdapter(endpoint).stream(ask())]
@@ -168,9 +158,9 @@ def error_after_first_token(error: object) -> Rewrite:
     ],
 )
 async def test_an_error_object_in_the_stream_is_classified_after_the_partial_text(
-    server: RewritingServer, adapter: OpenAIAdapter, error: object, code: ErrorCode
+    server: OpenAIServer, adapter: OpenAIAdapter, error: object, code: ErrorCode
 ) -> None:
-    RewritingServer.rewrite = error_after_first_token(error)
+    server.rewrite = error_after_first_token(error)
     server.script(reply(Say("Hel"), Say("lo")))
     seen: list[Event] = []
     raised = await error_of(adapter, seen)
@@ -181,9 +171,9 @@ async def test_an_error_object_in_the_stream_is_classified_after_the_partial_tex
 
 @pytest.mark.parametrize("data", [b"[1, 2]", b'"text"', b'{"choices": [', b"\xff\xfe"])
 async def test_data_that_is_no_chunk_object_is_provider_unavailable(
-    server: RewritingServer, adapter: OpenAIAdapter, data: bytes
+    server: OpenAIServer, adapter: OpenAIAdapter, data: bytes
 ) -> None:
-    RewritingServer.rewrite = lambda chunks: [chunks[0], b"data: " + data + b"\n\n", *chunks[1:]]
+    server.rewrite = lambda chunks: [chunks[0], b"data: " + data + b"\n\n", *chunks[1:]]
     server.script(reply(Say("Hel"), Say("lo")))
     seen: list[Event] = []
     error = await error_of(adapter, seen)
@@ -220,9 +210,9 @@ def byte_by_byte(chunks: list[bytes]) -> list[bytes]:
 
 @pytest.mark.parametrize("rewrite", [crlf, with_comments, with_empty_events, data_over_lines, one_read, byte_by_byte])
 async def test_every_wire_variant_reads_as_the_same_reply(
-    server: RewritingServer, adapter: OpenAIAdapter, rewrite: Rewrite
+    server: OpenAIServer, adapter: OpenAIAdapter, rewrite: Rewrite
 ) -> None:
-    RewritingServer.rewrite = rewrite
+    server.rewrite = rewrite
     arguments = json.dumps({"city": "Paris"})
     server.script(
         reply(Say("<think>hmm</think>"), Say("Checking."), Call("call_1", "get_weather", arguments), Count(9, 7))
