@@ -32,7 +32,7 @@ from artifacts.generation import (
 )
 from artifacts.kinds import Kind, KindError, kind_handler, kind_names
 from artifacts.kinds.base import MAX_TITLE_CHARS
-from chat.runner import sync_db
+from chat.generation import sync_db
 from chat.tools import ToolContext, ToolFailure, ToolResult
 from providers.contract import ToolSpec
 

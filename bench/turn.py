@@ -59,7 +59,7 @@ def _guests_unlimited() -> None:
 def _arbor_turns(turns: int, conversation: int) -> Callable[[], None]:
     """A callable that runs the next turn as the socket does (save, then prepare)."""
     from chat.consumers import _send
-    from chat.runner import generation_prepare_for
+    from chat.generation import generation_prepare_for
 
     state: dict[str, object] = {"left": 0}
 

@@ -1,7 +1,7 @@
 """The chat WebSocket (`/ws/chat/`; the protocol is docs/protocol.md).
 
 Thin: a frame's shape is checked here (types, ids, lengths), one service is called, the answer
-is sent. Generations do not belong to a socket: `chat.runner` runs them and writes their frames
+is sent. Generations do not belong to a socket: `chat.generation` runs them and writes their frames
 to the stream buffer; a socket only *follows* a reply (`chat.fanout.follow_reply`: in memory
 when the reply runs in this process, from Redis otherwise), with one follower task per (socket,
 message). A second follow of the same message replaces the first; closing the socket cancels
@@ -26,8 +26,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from accounts.models import User
 from chat.fanout import follow_reply
+from chat.generation import INTERRUPTED, Prepared, generation_prepare_for, generation_start, generation_stop, sync_db
 from chat.models import Message, Role, Status
-from chat.runner import INTERRUPTED, Prepared, generation_prepare_for, generation_start, generation_stop, sync_db
 from chat.services.titles import user_group
 from chat.services.tree import message_switch
 from chat.services.turns import (

@@ -10,8 +10,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.dispatch import receiver
 
+from chat.generation import generation_stop
 from chat.models import Message, Status
-from chat.runner import generation_stop
 from chat.services.titles import user_group
 from usage.signals import user_disabled
 

@@ -12,7 +12,7 @@ user's id): the message goes back to the model as an error result, so it can rec
 reply goes on. `tool_call_run` turns every other outcome (malformed JSON, an unknown tool, a
 crash) into an error result too: a tool never ends a reply.
 
-Tools run in the ASGI event loop: database work goes through `chat.runner.sync_db`.
+Tools run in the ASGI event loop: database work goes through `chat.generation.sync_db`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Starting a turn: checks, then the user's message and the reply placeholder saved together.
 
 Nothing here calls a model: the user's message is saved before any model is called, and the
-caller starts the generation (`chat.runner.generation_start`) once this returns.
+caller starts the generation (`chat.generation.generation_start`) once this returns.
 """
 
 from __future__ import annotations

@@ -189,7 +189,7 @@ async def test_a_sent_turn_starts_its_generation_already_prepared(
     async def prepare_again(*args: Any) -> None:
         raise AssertionError("the generation went back to the database to prepare")
 
-    monkeypatch.setattr("chat.runner._prepare", prepare_again)
+    monkeypatch.setattr("chat.generation.run._prepare", prepare_again)
     openai_fake.script(reply(Say("Straight to the model.")))
     tab = await _tab(await _person())
     _, frames = await _turn(tab, _send("Hi"))

@@ -14,8 +14,8 @@ from django.test import Client
 from accounts.models import User
 from accounts.tests.factories import UserFactory
 from chat.consumers import CLOSE_DISABLED, CLOSE_UNAUTHENTICATED
+from chat.generation import generation_start, generation_stop
 from chat.models import Message, Role, Status
-from chat.runner import generation_start, generation_stop
 from chat.services.tree import chat_create, message_append
 from chat.services.turns import turn_send
 from chat.streambuffer import stream_buffer

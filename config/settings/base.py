@@ -148,7 +148,7 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 # A chat is titled by a Celery task after its first complete reply.
 CHAT_TITLES_AUTO = env.bool("CHAT_TITLES_AUTO", default=True)
-# Threads a web process runs sockets' and generations' database work on (chat.runner). More
+# Threads a web process runs sockets' and generations' database work on (chat.generation). More
 # threads overlap more round trips, but each holds the GIL for its ORM work, and the event loop
 # that writes every token waits for the GIL behind all of them (see docs/benchmarks.md).
 DATABASE_THREADS = env.int("DATABASE_THREADS", default=16)

@@ -5,7 +5,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.core.management.base import BaseCommand
 
-from chat.runner import generations_recover_orphans
+from chat.generation import generations_recover_orphans
 
 
 class Command(BaseCommand):

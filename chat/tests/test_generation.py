@@ -10,16 +10,9 @@ import pytest
 from channels.db import database_sync_to_async
 
 from accounts.tests.factories import UserFactory
+from chat.generation import MAX_MODEL_CALLS, generation_start, generation_stop, generations_recover_orphans
+from chat.generation.watch import HEARTBEAT_PREFIX, STOP_CHANNEL, STOP_CHECK_EVERY
 from chat.models import Chat, Message, Status
-from chat.runner import (
-    HEARTBEAT_PREFIX,
-    MAX_MODEL_CALLS,
-    STOP_CHANNEL,
-    STOP_CHECK_EVERY,
-    generation_start,
-    generation_stop,
-    generations_recover_orphans,
-)
 from chat.services.turns import turn_send
 from chat.streambuffer import stream_buffer
 from chat.tools import ToolContext, ToolFailure, ToolResult, tools_replaced
@@ -338,8 +331,8 @@ async def test_a_stop_flag_set_while_a_tool_runs_stops_the_generation(openai_fak
 async def test_the_heartbeat_is_kept_while_a_tool_runs(
     openai_fake: OpenAIServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("chat.runner.STOP_CHECK_EVERY", 0.05)
-    monkeypatch.setattr("chat.runner.HEARTBEAT_EVERY", 0.1)
+    monkeypatch.setattr("chat.generation.watch.STOP_CHECK_EVERY", 0.05)
+    monkeypatch.setattr("chat.generation.watch.HEARTBEAT_EVERY", 0.1)
     openai_fake.script(reply(Call("call_1", "slow", "{}"), End("tool_calls")))
     slow = _Slow()
     client = stream_buffer().client

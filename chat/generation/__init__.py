@@ -1,0 +1,45 @@
+"""Generations: one asyncio task per reply in the ASGI process, not tied to any socket.
+
+The pipeline, a module a step: `prepare` → `run` (the model's stream and the tool loop) → `write`
+(each frame into the reply's Redis stream, then to this process's followers) → `finish` (save,
+settle and bill, `done`); `watch` keeps stops and heartbeats, `recover` ends orphans, `pool`
+holds the database threads. Other apps use the names exported here.
+
+A generation streams from the provider (through `RoutedStream`: retries, failover, breaker),
+coalesces deltas (~30 ms) into the message's Redis stream (`chat.streambuffer`), which every
+tab of any process can follow, and hands each stored frame to this process's own followers
+directly (`chat.fanout`). It saves the message when it ends: complete, stopped (the partial
+text kept) or error (the partial text kept, with a user-safe code). Closing a tab does not stop it.
+
+Tools: a model whose route supports tool calls is offered every registered tool
+(`chat.tools`). When a model call ends with tool calls, each is run, its result is stored in
+the reply and streamed as a `tool_result` frame, and the model is called again with the
+results, for at most `MAX_MODEL_CALLS` calls per reply.
+
+Stop works from any process: the local task is cancelled; another process hears of it on a
+Redis channel, and a flag behind it covers a process that was not listening at that moment.
+A heartbeat key per generation lets start-up recovery tell a generation that is still running
+elsewhere from one whose process died.
+"""
+
+from __future__ import annotations
+
+from chat.generation.pool import sync_db
+from chat.generation.prepare import Prepared, generation_prepare, generation_prepare_for
+from chat.generation.recover import INTERRUPTED, INTERRUPTED_CODE, generations_recover_orphans
+from chat.generation.run import MAX_MODEL_CALLS, generation_start
+from chat.generation.watch import RUNNING, generation_stop
+
+__all__ = [
+    "INTERRUPTED",
+    "INTERRUPTED_CODE",
+    "MAX_MODEL_CALLS",
+    "RUNNING",
+    "Prepared",
+    "generation_prepare",
+    "generation_prepare_for",
+    "generation_start",
+    "generation_stop",
+    "generations_recover_orphans",
+    "sync_db",
+]

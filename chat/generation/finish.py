@@ -1,0 +1,199 @@
+"""Finish: save the reply (partial text kept), settle its turn and bill it, then its `done`."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from accounts.models import User
+from chat.fanout import Fanout
+from chat.generation.pool import sync_db
+from chat.generation.watch import HEARTBEAT_PREFIX, STOP_PREFIX
+from chat.models import Chat, Message, Status
+from chat.reply import Reply
+from chat.selectors import TREE_FIELDS, message_tree_entry_of_row
+from chat.streambuffer import Coalescer, StreamBuffer
+from providers.contract import ProviderError, Usage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class SettledTurn:
+    """What settling a reply needs of its turn, as its save read it."""
+
+    message_id: str
+    chat_id: str
+    owner_id: int
+    tier_id: int | None
+    model_id: str
+    provider: str
+    reservation: dict[str, Any]
+
+
+_TREE_COLUMNS = ", ".join(f"m.{name}" for name in TREE_FIELDS)
+# One statement saves the reply and reads back what settling and the `done` frame need: the
+# turn's reservation as it was (`old`: the same row before this update), the owner and tier,
+# whether the chat has a title, and the saved row's tree fields.
+_SAVE_SQL = f"""
+UPDATE {Message._meta.db_table} AS m SET
+    content = %(content)s::jsonb, text = %(text)s, status = %(status)s, reservation = '{{}}'::jsonb,
+    usage = %(usage)s::jsonb, finish_reason = %(finish_reason)s, time_to_first_token_ms = %(ttft)s,
+    total_time_ms = %(total)s, error_code = %(error_code)s, error_message = %(error_message)s,
+    provider = CASE WHEN %(provider)s = '' THEN m.provider ELSE %(provider)s END
+FROM {Message._meta.db_table} AS old
+JOIN {Chat._meta.db_table} AS c ON c.id = old.chat_id
+JOIN {User._meta.db_table} AS u ON u.id = c.owner_id
+WHERE m.id = %(id)s AND old.id = m.id
+RETURNING old.reservation, m.chat_id, c.owner_id, u.tier_id, c.title, m.provider, {_TREE_COLUMNS}
+"""
+
+
+@sync_db
+def reply_save(
+    message_id: str, reply: Reply, status: str, *, started: float, error: ProviderError | None
+) -> dict[str, Any]:
+    """Save the reply, then settle what its turn reserved and record its usage, all or nothing.
+    Returns the saved message as the chat's tree holds it (for the `done` frame)."""
+    ttft = None if reply.first_token_at is None else int((reply.first_token_at - started) * 1000)
+    total = int((time.monotonic() - started) * 1000)
+    usage = reply.usage
+    params = {
+        "id": message_id,
+        "content": json.dumps(reply.parts()),
+        "text": reply.text,
+        "status": status,
+        "usage": json.dumps(_usage_dict(usage)),
+        "finish_reason": reply.finish_reason,
+        "ttft": ttft,
+        "total": total,
+        "error_code": str(error.code) if error else "",
+        "error_message": error.message if error else "",
+        "provider": reply.provider,
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_SAVE_SQL, params)
+        reservation, chat_id, owner_id, tier_id, title, provider, *tree = cursor.fetchone()
+        row = dict(zip(TREE_FIELDS, tree, strict=True))
+        turn = SettledTurn(message_id, str(chat_id), owner_id, tier_id, row["model_id"], provider, _json(reservation))
+        turn_settle(turn, reply, status=status, error=error, ttft_ms=ttft, total_ms=total)
+    if status == Status.COMPLETE and not title and settings.CHAT_TITLES_AUTO:
+        from chat.tasks import title_chat_after_commit
+
+        title_chat_after_commit(turn.chat_id)
+    return message_tree_entry_of_row({**row, "content": _json(row["content"]), "usage": _json(row["usage"])})
+
+
+def _json(value: Any) -> Any:
+    """A jsonb column from a raw cursor (JSON text on Django's connections)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _usage_dict(usage: Usage) -> dict[str, int]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+    }
+
+
+def turn_settle(
+    turn: SettledTurn,
+    reply: Reply,
+    *,
+    status: str,
+    error: ProviderError | None,
+    ttft_ms: int | None,
+    total_ms: int,
+    outcome: str = "",
+) -> None:
+    """Charge the turn for what the provider reported or, when it reported nothing (stopped or
+    failed early), for an estimate of what was sent and written; release the rest of what it
+    reserved (tokens and money); and write the reply's usage row."""
+    from accounts.limits import TOKENS, limit_charge, limit_refund
+    from providers.routing import BYOK_PREFIX
+    from usage.services import usage_record
+
+    reservation = turn.reservation
+    usage = reply.usage
+    if not (usage.input_tokens or usage.output_tokens):
+        usage = Usage(input_tokens=reservation.get("estimated_input_tokens", 0), output_tokens=len(reply.text) // 4)
+    reserved = reservation.get("reserved_tokens", 0)
+    used = usage.input_tokens + usage.output_tokens
+    owner = User(pk=turn.owner_id)  # the limits need only its id
+    if used > reserved:
+        limit_charge(user=owner, kind=TOKENS, amount=used - reserved)
+    elif used < reserved:
+        limit_refund(user=owner, kind=TOKENS, amount=reserved - used)
+    usage_record(
+        user_id=turn.owner_id,
+        kind="chat",
+        model_id=turn.model_id,
+        provider=reply.provider or turn.provider,
+        usage=usage,
+        chat_id=turn.chat_id,
+        message_id=turn.message_id,
+        ttft_ms=ttft_ms,
+        total_ms=total_ms,
+        outcome=outcome or (str(error.code) if error else ("stopped" if status == Status.STOPPED else "complete")),
+        byok=turn.model_id.startswith(BYOK_PREFIX),
+        reservation=reservation,
+        tier_id=turn.tier_id,
+    )
+
+
+def done_frame(
+    reply: Reply, status: str, error: ProviderError | None, message: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`message` is the saved reply as the tree holds it: a tab patches its tree with it instead
+    of reading the whole chat again (a long chat's tree is megabytes)."""
+    frame: dict[str, Any] = {
+        "type": "done",
+        "status": status,
+        "finish_reason": reply.finish_reason,
+        "usage": {
+            "input_tokens": reply.usage.input_tokens,
+            "output_tokens": reply.usage.output_tokens,
+            "reasoning_tokens": reply.usage.reasoning_tokens,
+        },
+    }
+    if message is not None:
+        frame["message"] = message
+    if error is not None:
+        frame["error"] = {"code": str(error.code), "message": error.message}
+    return frame
+
+
+async def reply_finish(
+    buffer: StreamBuffer,
+    hub: Fanout,
+    coalescer: Coalescer,
+    message_id: str,
+    *,
+    reply: Reply,
+    status: str,
+    started: float,
+    error: ProviderError | None,
+) -> None:
+    try:
+        with contextlib.suppress(Exception):
+            await coalescer.aclose()
+        saved = await reply_save(message_id, reply, status, started=started, error=error)
+        # The reply is saved; a Redis failure now only costs followers the live `done` (a resume
+        # answers from the saved message).
+        try:
+            frame = done_frame(reply, status, error, saved)
+            seq = await buffer.finish(message_id, frame)
+            hub.publish(message_id, {**frame, "message_id": message_id, "seq": seq})
+            await buffer.client.delete(HEARTBEAT_PREFIX + message_id, STOP_PREFIX + message_id)
+        except Exception:  # noqa: BLE001 - logged; the saved message is the truth
+            logger.warning("generation %s: could not close its stream buffer", message_id)
+    finally:
+        hub.close(message_id)

@@ -1,0 +1,127 @@
+"""Run: one asyncio task per reply, the model's stream and its tool loop, written as it comes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from typing import Any
+from uuid import UUID
+
+from chat.fanout import fanout
+from chat.generation.finish import reply_finish
+from chat.generation.pool import sync_db
+from chat.generation.prepare import Prepared, generation_prepare
+from chat.generation.watch import HEARTBEAT_PREFIX, HEARTBEAT_SECONDS, RUNNING, watchers_ensure
+from chat.generation.write import FrameWriter
+from chat.looplag import loop_lag
+from chat.models import Status
+from chat.reply import Reply
+from chat.streambuffer import Coalescer, stream_buffer
+from chat.tools import ToolContext, tool_call_run
+from providers.contract import ChatRequest, ErrorCode, ProviderError
+
+logger = logging.getLogger(__name__)
+
+MAX_MODEL_CALLS = 6
+_prepare = sync_db(generation_prepare)
+
+
+async def generation_start(
+    message_id: UUID | str, *, route: Any = None, prepared: Prepared | None = None
+) -> asyncio.Task[None]:
+    """Start generating into an assistant placeholder and return its task at once. The buffer
+    is open when this returns, so a tab told about the reply can follow it straight away.
+    `prepared` (from `generation_prepare`) skips preparing it again."""
+    key = str(message_id)
+    running = RUNNING.get(key)
+    if running is not None and not running.done():
+        return running
+    buffer = stream_buffer()
+    await buffer.open(key)
+    watchers_ensure(buffer)
+    fanout().open(key)
+    task = asyncio.get_running_loop().create_task(_generate(key, route, prepared), name=f"generation {key}")
+    RUNNING[key] = task
+    task.add_done_callback(lambda finished: RUNNING.pop(key, None) if RUNNING.get(key) is finished else None)
+    return task
+
+
+async def _model_call(prepared: Prepared, request: ChatRequest, reply: Reply, coalescer: Coalescer) -> None:
+    """Stream one model call into the reply."""
+    from providers.resilience import RoutedStream
+
+    stream = RoutedStream(prepared.route, request, release_route=False)
+    async for event in stream:
+        if reply.first_token_at is None:
+            # Nothing is awaited before the first token goes out; the provider is saved at the end.
+            reply.first_token_at = time.monotonic()
+            reply.provider = stream.served_by.provider if stream.served_by is not None else ""
+        frame = reply.frame_for(event)
+        if frame is not None:
+            await coalescer.add(frame)
+
+
+async def _tool_loop(message_id: str, prepared: Prepared, reply: Reply, coalescer: Coalescer) -> None:
+    """Call the model; while it asks for tools (and calls are left), run them and call it again."""
+    context = ToolContext(
+        user_id=prepared.user_id,
+        chat_id=prepared.chat_id,
+        message_id=message_id,
+        model_id=prepared.model_id,
+        emit=coalescer.add,
+    )
+    request = prepared.request
+    for call_number in range(1, MAX_MODEL_CALLS + 1):
+        await _model_call(prepared, request, reply, coalescer)
+        calls = reply.step_calls()
+        if not calls or call_number == MAX_MODEL_CALLS:
+            return  # calls left unanswered at the limit are dropped from later prompts
+        for call in calls:
+            result = await tool_call_run(call, context)
+            await coalescer.add(reply.result_add(call, text=result.content, error=result.error, data=result.data))
+        request = dataclasses.replace(request, messages=request.messages + tuple(reply.step_messages()))
+        reply.step_begin()
+
+
+async def _generate(message_id: str, route: Any = None, prepared: Prepared | None = None) -> None:
+    from providers.resilience import route_release
+    from providers.routing import RouteError
+
+    buffer = stream_buffer()
+    hub = fanout()
+    started = time.monotonic()
+    reply = Reply()
+    lag = loop_lag()
+    coalescer = Coalescer(FrameWriter(buffer, hub, message_id), lag=lambda: lag.seconds)
+    status, error = Status.COMPLETE, None
+    try:
+        # The first heartbeat; the process's watcher refreshes it while the generation runs.
+        await buffer.client.set(HEARTBEAT_PREFIX + message_id, "1", ex=HEARTBEAT_SECONDS)
+        if prepared is None:
+            prepared = await _prepare(message_id, route)
+        route = prepared.route
+        await _tool_loop(message_id, prepared, reply, coalescer)
+    except asyncio.CancelledError:
+        status = Status.STOPPED
+    except ProviderError as failure:
+        status, error = Status.ERROR, failure
+    except RouteError as refusal:
+        status, error = Status.ERROR, ProviderError(ErrorCode.BAD_REQUEST, refusal.message)
+    except Exception:
+        logger.exception("generation %s failed", message_id)
+        status, error = Status.ERROR, ProviderError(ErrorCode.BAD_REQUEST, "Something went wrong writing this reply.")
+    # Saving must finish even when this task is cancelled (again) meanwhile: a stop both
+    # cancels the task and sets the flag, so a second cancellation can land here. Wait it out.
+    saving = asyncio.ensure_future(
+        reply_finish(buffer, hub, coalescer, message_id, reply=reply, status=status, started=started, error=error)
+    )
+    while not saving.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(saving)
+    if route is not None:
+        with contextlib.suppress(Exception):
+            await route_release(route)
+    saving.result()
