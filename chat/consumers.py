@@ -21,12 +21,11 @@ from collections.abc import Callable
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.db import IntegrityError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from accounts.models import User
 from chat.fanout import follow_reply
-from chat.generation import INTERRUPTED, Prepared, generation_prepare_for, generation_start, generation_stop, sync_db
+from chat.generation import INTERRUPTED, generation_stop, sync_db, turn_begin
 from chat.models import Message, Role, Status
 from chat.services.titles import user_group
 from chat.services.tree import message_switch
@@ -147,35 +146,6 @@ def _valid_req(req: Any) -> bool:
 
 
 # --- Database calls (sync, run in the thread pool) ----------------------------------------------
-def _send(*, user: User, **fields: Any) -> TurnStarted:
-    try:
-        return turn_send(user=user, **fields)
-    except IntegrityError:
-        if not fields.get("client_id"):
-            raise
-        # The same client_id raced in on another socket and won: this retry finds its turn.
-        return turn_send(user=user, **fields)
-
-
-@sync_db
-def _turn(service: Callable[..., TurnStarted], **fields: Any) -> tuple[TurnStarted, Prepared | None]:
-    """Run a turn service and, for a new reply, prepare its generation in the same thread call:
-    under load the reply then waits once for the database, not twice (behind every turn queued
-    meanwhile). A failure to prepare is left to the generation, which prepares again and saves
-    the reply with the error."""
-    started = service(**fields)
-    if not started.created:
-        return started, None
-    reply = started.assistant_message
-    try:
-        prepared = generation_prepare_for(
-            reply=reply, chat=started.chat, user=fields["user"], parent=reply.parent, route=started.route
-        )
-    except Exception:  # noqa: BLE001 - reported by the generation itself
-        return started, None
-    return started, prepared
-
-
 def _owned(user: User, message_id: str) -> Message | None:
     return (
         Message.objects.filter(pk=message_id, chat__owner=user, chat__deleted_at__isnull=True)
@@ -298,19 +268,19 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if fields["parent_id"] is not None and fields["chat_id"] is None:
             raise _bad("`parent_id` needs the `chat_id` of its chat.")
         fields["client_id"] = fields["client_id"] or None  # "" is no client_id
-        await self._started(req, *await _turn(_send, user=self.user, model_id=model, **fields))
+        await self._started(req, await turn_begin(turn_send, user=self.user, model_id=model, **fields))
 
     async def on_edit(
         self, req: Any, *, message_id: str, content: str, model: str | None, attachments: list[str] | None
     ) -> None:
-        started = await _turn(
+        started = await turn_begin(
             turn_edit, user=self.user, message_id=message_id, content=content, model_id=model, attachments=attachments
         )
-        await self._started(req, *started)
+        await self._started(req, started)
 
     async def on_regenerate(self, req: Any, *, message_id: str, model: str | None) -> None:
-        started = await _turn(turn_regenerate, user=self.user, message_id=message_id, model_id=model)
-        await self._started(req, *started)
+        started = await turn_begin(turn_regenerate, user=self.user, message_id=message_id, model_id=model)
+        await self._started(req, started)
 
     async def on_stop(self, req: Any, *, message_id: str) -> None:
         message = await self._owned_reply(message_id)
@@ -336,15 +306,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "pong", "req": req})
 
     # --- Turns and following ------------------------------------------------------------------
-    async def _started(self, req: Any, started: TurnStarted, prepared: Prepared | None) -> None:
-        """Start the reply's generation (not for a repeated send: it has one), acknowledge,
-        follow the reply from its first frame, and tell the user's other tabs."""
+    async def _started(self, req: Any, started: TurnStarted) -> None:
+        """Acknowledge a begun turn (its generation running, its buffer open), follow the reply
+        from its first frame, and tell the user's other tabs."""
         reply = started.assistant_message
         reply_id = str(reply.pk)
         user_message_id = str(started.user_message.pk) if started.user_message is not None else None
-        if started.created:
-            # Before the ack: by the time anyone knows the reply's id, its buffer is open.
-            await generation_start(reply_id, route=started.route, prepared=prepared)
         chat_id = str(started.chat.pk)
         ids = {"chat_id": chat_id, "user_message_id": user_message_id, "assistant_message_id": reply_id}
         await self.send_json({"type": "ack", "req": req, **ids})

@@ -1,6 +1,7 @@
 """Generations: one asyncio task per reply in the ASGI process, not tied to any socket.
 
-The pipeline, a module a step: `prepare` → `run` (the model's stream and the tool loop) → `write`
+The pipeline, a module a step: `begin` (the one service a socket's turn frame calls) →
+`prepare` → `run` (the model's stream and the tool loop) → `write`
 (each frame into the reply's Redis stream, then to this process's followers) → `finish` (save,
 settle and bill, `done`); `watch` keeps stops and heartbeats, `recover` ends orphans, `pool`
 holds the database threads. Other apps use the names exported here.
@@ -24,6 +25,7 @@ elsewhere from one whose process died.
 
 from __future__ import annotations
 
+from chat.generation.begin import turn_begin
 from chat.generation.pool import sync_db
 from chat.generation.prepare import Prepared, generation_prepare, generation_prepare_for
 from chat.generation.recover import INTERRUPTED, INTERRUPTED_CODE, generations_recover_orphans
@@ -42,4 +44,5 @@ __all__ = [
     "generation_stop",
     "generations_recover_orphans",
     "sync_db",
+    "turn_begin",
 ]

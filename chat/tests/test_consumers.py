@@ -203,7 +203,7 @@ async def test_a_turn_whose_preparation_failed_is_prepared_again_by_its_generati
     def fail(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the database went away for a moment")
 
-    monkeypatch.setattr("chat.consumers.generation_prepare_for", fail)
+    monkeypatch.setattr("chat.generation.begin.generation_prepare_for", fail)
     openai_fake.script(reply(Say("Prepared on the second try.")))
     tab = await _tab(await _person())
     _, frames = await _turn(tab, _send("Hi"))
