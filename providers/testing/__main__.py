@@ -4,7 +4,8 @@ reply at a steady pace: for the benchmarks, and to try Arbor with no key and no 
     .venv/bin/python -m providers.testing openai --port 9100 --tokens 300 --rate 30
     OPENAI_API_KEY=sk-fake OPENAI_BASE_URL=http://127.0.0.1:9100/v1 make run
 
-A prompt that says "reply in N tokens" gets N words instead (the benchmark's one-token turns).
+A prompt that says "reply in N tokens" gets N words instead (the benchmark's one-token turns), and
+"reply at once in N tokens" gets them as fast as the server writes them.
 """
 
 from __future__ import annotations
@@ -31,16 +32,19 @@ def steady_reply(tokens: int, rate: float) -> Reply:
     return Reply(events=(*words, Count(20, tokens), End()), delay=1 / rate if rate > 0 else 0.0)
 
 
-SIZED = re.compile(r"reply in (\d{1,6}) tokens")
+SIZED = re.compile(r"reply (at once )?in (\d{1,6}) tokens")
 
 
 def sized_by_prompt(server: FakeVendorServer, rate: float) -> None:
-    """Answer a prompt that asks for "reply in N tokens" with N words at `rate`; others as before."""
+    """Answer a prompt that asks for "reply in N tokens" with N words at `rate` ("reply at once in
+    N tokens": as fast as the server writes them); others as before."""
     default = server.behaviour_for
 
     def behaviour_for(request: RecordedRequest) -> Behaviour:
         asked = SIZED.search(json.dumps(request.body)) if request.body else None
-        return steady_reply(int(asked.group(1)), rate) if asked else default(request)
+        if asked is None:
+            return default(request)
+        return steady_reply(int(asked.group(2)), 0.0 if asked.group(1) else rate)
 
     server.behaviour_for = behaviour_for  # type: ignore[method-assign]
 
