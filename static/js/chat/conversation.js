@@ -214,8 +214,9 @@ export class Conversation {
 
   editForm(message) {
     const area = el("textarea", { class: "edit-text", "aria-label": "Edit your message", rows: 3 });
-    area.value = this.editing.text;
-    area.addEventListener("input", () => (this.editing.text = area.value));
+    const editing = this.editing; // held: a textarea left behind by a redraw may fire after the edit ended
+    area.value = editing.text;
+    area.addEventListener("input", () => (editing.text = area.value));
     const close = () => {
       this.editing = null;
       this.render(this.tree, { scroll: false });

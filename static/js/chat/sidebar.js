@@ -33,6 +33,7 @@ export class Sidebar {
     this.currentId = null;
     this.generation = 0;
     this.renaming = null; // {id, text, focus} while a title is edited
+    this.redrawing = false;
     let debounce;
     this.search.addEventListener("input", () => {
       clearTimeout(debounce);
@@ -116,7 +117,13 @@ export class Sidebar {
     // A redraw (a title arriving, another tab's chat) keeps an open menu open.
     const open = [...this.groups.querySelectorAll("details.menu[open]")].map((menu) => menu.dataset.id);
     const typing = document.activeElement?.classList.contains("rename");
-    this.groups.replaceChildren(...nodes);
+    // Chromium blurs a focused input as it is removed; that blur is the redraw's, not the reader's.
+    this.redrawing = true;
+    try {
+      this.groups.replaceChildren(...nodes);
+    } finally {
+      this.redrawing = false;
+    }
     for (const menu of this.groups.querySelectorAll("details.menu")) menu.open = open.includes(menu.dataset.id);
     if (typing) this.groups.querySelector("input.rename")?.focus();
   }
@@ -166,8 +173,11 @@ export class Sidebar {
 
   renameInput(chat) {
     const input = el("input", { class: "rename", "aria-label": "Chat title", maxlength: 200 });
-    input.value = this.renaming.text;
-    input.addEventListener("input", () => (this.renaming.text = input.value));
+    // Held here, not read from `this`: an input left behind by a redraw may still fire after the
+    // rename ended (this.renaming is null by then).
+    const renaming = this.renaming;
+    input.value = renaming.text;
+    input.addEventListener("input", () => (renaming.text = input.value));
     let finished = false;
     const finish = async (save) => {
       if (finished) return;
@@ -189,10 +199,10 @@ export class Sidebar {
       }
     });
     input.addEventListener("blur", () => {
-      if (input.isConnected) finish(true);
+      if (input.isConnected && !this.redrawing) finish(true);
     });
-    if (this.renaming.focus) {
-      this.renaming.focus = false;
+    if (renaming.focus) {
+      renaming.focus = false;
       requestAnimationFrame(() => {
         input.focus();
         input.select();

@@ -170,3 +170,26 @@ def test_on_a_phone_the_chat_list_slides_over_the_conversation(context: Any, con
     screenshot(page, "sidebar-phone")
     page.keyboard.press("Escape")
     expect(page.locator("#sidebar")).not_to_be_in_viewport()
+
+
+def test_a_rename_survives_the_chat_list_being_redrawn_under_it(page: Any) -> None:
+    page.goto("/")
+    send(page, "Gamma question")
+    wait_until_idle(page)
+    item = page.locator(".chat-item").first
+    item.locator("summary").click()
+    item.get_by_role("menuitem", name="Rename").click()
+    rename = page.locator(".chat-item input.rename")
+    expect(rename).to_be_focused()
+    rename.fill("Half")
+
+    # What a title arriving or another tab's chat does: the list is read again and redrawn.
+    page.evaluate("document.querySelector('input.rename').dataset.before = 'redraw'")
+    page.evaluate("document.getElementById('chat-search').dispatchEvent(new Event('input'))")
+    expect(page.locator("input.rename[data-before]")).to_have_count(0)
+    expect(rename).to_be_focused()
+    expect(rename).to_have_value("Half")
+    rename.press("End")
+    rename.press_sequentially(" renamed")
+    rename.press("Enter")
+    expect(page.locator(".chat-link", has_text="Half renamed")).to_be_visible()
