@@ -148,6 +148,14 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 # A chat is titled by a Celery task after its first complete reply.
 CHAT_TITLES_AUTO = env.bool("CHAT_TITLES_AUTO", default=True)
+# Seconds a reply's stream buffer (its frames in Redis) is kept after its last frame: a socket
+# resumes from it, a second tab follows it (docs/protocol.md).
+STREAM_BUFFER_TTL = env.int("STREAM_BUFFER_TTL", default=3600)
+# The platform layer of every system prompt (`{date}` is today's date); set but empty: no platform
+# layer. Unset, the setting stays undefined and chat.prompts uses its own default text (asked of
+# os.environ, which `.env` fills too: django-environ reads an empty value as unset).
+if "PLATFORM_SYSTEM_PROMPT" in os.environ:
+    PLATFORM_SYSTEM_PROMPT = env.str("PLATFORM_SYSTEM_PROMPT")
 # Threads a web process runs sockets' and generations' database work on (chat.generation). More
 # threads overlap more round trips, but each holds the GIL for its ORM work, and the event loop
 # that writes every token waits for the GIL behind all of them (see docs/benchmarks.md).
