@@ -32,7 +32,7 @@ from providers.models import (
     WireProtocol,
     default_modalities,
 )
-from providers.routing import provider_timeouts
+from providers.routing import provider_base_url, provider_timeouts
 from providers.secrets import SecretUnreadable, decrypt_secret, encrypt_secret, mask_secret
 from providers.urlsafety import UnsafeURL, check_base_url
 
@@ -176,6 +176,16 @@ def provider_key_delete(*, user: User, key_id: int) -> None:
         raise ByokNotFound("No such key.")
 
 
+def _provider_url(provider: Provider) -> str:
+    """Where the user's key for `provider` may go; refused when the operator set no URL (the
+    SDK's default endpoint belongs to another vendor: see `routing.provider_base_url`)."""
+    base_url = provider_base_url(provider)
+    if base_url is None:
+        message = f"No URL is configured for {provider.name} on this server; ask its operator to set one."
+        raise ByokInvalid(message, fields={"provider": [message]})
+    return base_url
+
+
 # --- Services: custom endpoints ------------------------------------------------------------------
 def _url_refused(refusal: UnsafeURL) -> ByokInvalid:
     return ByokInvalid(refusal.message, fields={"base_url": [refusal.message]})
@@ -247,6 +257,8 @@ def byok_model_create(
     if provider is not None and not UserProviderKey.objects.filter(user=user, provider=provider).exists():
         message = f"Add your key for {provider.name} first."
         raise ByokInvalid(message, fields={"provider": [message]})
+    if provider is not None:
+        _provider_url(provider)
     taken = ByokInvalid("You already have a model with this slug.", fields={"slug": ["This slug is taken."]})
     if UserByokModel.objects.filter(user=user, slug=slug).exists():
         raise taken
@@ -291,7 +303,7 @@ def _endpoint_to_test(
         key = provider_key_get(user=user, key_id=provider_key_id)
         # The operator configured this URL: no SSRF guard (it may well be private on purpose).
         return key.provider.protocol, Endpoint(
-            base_url=key.provider.effective_base_url(),
+            base_url=_provider_url(key.provider),
             api_key=decrypt_secret(key.api_key_encrypted),
             timeouts=provider_timeouts(),
             provider=key.provider.slug,

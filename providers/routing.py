@@ -33,6 +33,7 @@ class RouteErrorCode(StrEnum):
     NOT_IN_TIER = "not_in_tier"
     NO_CREDENTIALS = "no_credentials"
     ENDPOINT_REFUSED = "endpoint_refused"
+    NO_BASE_URL = "no_base_url"
 
 
 ROUTE_MESSAGES = {
@@ -41,6 +42,7 @@ ROUTE_MESSAGES = {
     RouteErrorCode.NOT_IN_TIER: "Your plan does not include {model_id!r}.",
     RouteErrorCode.NO_CREDENTIALS: "No provider of {model_id!r} is set up with a key.",
     RouteErrorCode.ENDPOINT_REFUSED: "The endpoint of {model_id!r} points at an address Arbor may not call.",
+    RouteErrorCode.NO_BASE_URL: "The provider of {model_id!r} has no URL configured.",
 }
 
 
@@ -85,29 +87,53 @@ def provider_timeouts() -> Timeouts:
     )
 
 
+# The providers an SDK's default endpoint belongs to: with no base URL, the OpenAI SDK calls
+# api.openai.com, Anthropic's api.anthropic.com, Google's its API. Only the provider that IS that
+# vendor (by slug, as `seed_catalog` makes them) may leave its URL empty; any other provider
+# (Ollama, an operator's OpenAI-compatible gateway) would hand its key to the vendor.
+VENDOR_PROVIDERS = {
+    "openai": WireProtocol.OPENAI,
+    "anthropic": WireProtocol.ANTHROPIC,
+    "google": WireProtocol.GOOGLE,
+}
+
+
+def provider_base_url(provider: Provider) -> str | None:
+    """Where a provider's calls go: its configured URL; "" (the SDK's default) only for the vendor
+    whose SDK it is, and for the offline demo, which calls nothing; otherwise None: no URL, so
+    no call is made (its key must never reach another vendor's default endpoint)."""
+    url = provider.effective_base_url().strip()
+    if url:
+        return url
+    if provider.protocol == WireProtocol.DEMO or VENDOR_PROVIDERS.get(provider.slug) == provider.protocol:
+        return ""
+    return None
+
+
 def platform_api_key(provider: Provider) -> str | None:
     """The operator's key for a provider ("" for one that needs none), or None when the
-    provider is not set up."""
+    provider is not set up (no key, or nowhere to call: see `provider_base_url`)."""
     if provider.protocol == WireProtocol.DEMO:
         return ""
+    if provider_base_url(provider) is None:
+        return None
     key = decrypt_secret(provider.api_key_encrypted) if provider.api_key_encrypted else ""
     if not key and provider.api_key_env:
         key = os.environ.get(provider.api_key_env, "")
     if key:
         return key
-    # A keyless server (Ollama) counts as set up once it has somewhere to call.
-    if not provider.requires_key and provider.effective_base_url():
+    # A keyless server (Ollama) counts as set up once it has somewhere to call (checked above).
+    if not provider.requires_key:
         return ""
     return None
 
 
 def platform_endpoint(provider: Provider) -> Endpoint | None:
     key = platform_api_key(provider)
-    if key is None:
+    base_url = provider_base_url(provider)
+    if key is None or base_url is None:
         return None
-    return Endpoint(
-        base_url=provider.effective_base_url(), api_key=key, timeouts=provider_timeouts(), provider=provider.slug
-    )
+    return Endpoint(base_url=base_url, api_key=key, timeouts=provider_timeouts(), provider=provider.slug)
 
 
 def demo_offered(providers: tuple[Provider, ...] | None = None) -> bool:
@@ -150,7 +176,9 @@ def route_for(*, user: User, model_id: str) -> Route:
                 Candidate(route.provider.slug, route.provider.protocol, route.provider_model_id, endpoint)
             )
     if not candidates:
-        raise RouteError(RouteErrorCode.NO_CREDENTIALS, model_id)
+        routes = catalog.routes.get(model.pk, ())
+        nowhere = any(provider_base_url(route.provider) is None for route in routes)
+        raise RouteError(RouteErrorCode.NO_BASE_URL if nowhere else RouteErrorCode.NO_CREDENTIALS, model_id)
     return _route(model, model_id=model.model_id, byok=False, candidates=candidates)
 
 
@@ -175,8 +203,11 @@ def _byok_route(user: User, model_id: str) -> Route:
         key = UserProviderKey.objects.filter(user=user, provider=provider).first()
         if key is None or not provider.enabled:
             raise RouteError(RouteErrorCode.NO_CREDENTIALS, model_id)
+        base_url = provider_base_url(provider)
+        if base_url is None:  # the user's key goes to its own provider's URL or nowhere
+            raise RouteError(RouteErrorCode.NO_BASE_URL, model_id)
         endpoint = Endpoint(
-            base_url=provider.effective_base_url(),
+            base_url=base_url,
             api_key=decrypt_secret(key.api_key_encrypted),
             timeouts=provider_timeouts(),
             provider=provider.slug,

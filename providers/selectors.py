@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from accounts.models import User
 from providers.catalogcache import catalog_snapshot
 from providers.models import Model, UserByokModel
-from providers.routing import demo_offered, platform_api_key
+from providers.routing import demo_offered, platform_api_key, provider_base_url
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,14 @@ def models_available_to(user: User) -> list[ModelOption]:
         if demo is not None:
             options.append(_option(demo))
     if not user.is_guest:
-        options += [_option(model, byok=True) for model in UserByokModel.objects.filter(user=user).order_by("slug")]
+        byok = UserByokModel.objects.filter(user=user).select_related("provider").order_by("slug")
+        # A model on a platform provider with no URL configured cannot be called (see
+        # `provider_base_url`), so it is not offered; the user's own endpoints always have one.
+        options += [
+            _option(model, byok=True)
+            for model in byok
+            if model.provider is None or provider_base_url(model.provider) is not None
+        ]
     return options
 
 

@@ -10,7 +10,7 @@ from django.db import transaction
 from providers.adapters import adapter_for
 from providers.contract import ProviderError
 from providers.models import Creator, Model, ModelProvider, Provider
-from providers.routing import platform_endpoint
+from providers.routing import platform_endpoint, provider_base_url
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ async def _list_models(provider: Provider) -> list[str]:
 def provider_check(*, provider: Provider) -> ProviderHealth:
     """Call the provider with the platform key (listing its models: cheap and authenticated)."""
     if platform_endpoint(provider) is None:
-        return ProviderHealth(provider.slug, configured=False, healthy=False, detail="no key set")
+        detail = "no URL configured" if provider_base_url(provider) is None else "no key set"
+        return ProviderHealth(provider.slug, configured=False, healthy=False, detail=detail)
     try:
         models = async_to_sync(_list_models)(provider)
     except ProviderError as error:

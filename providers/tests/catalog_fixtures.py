@@ -12,12 +12,17 @@ def make_provider(
     slug: str,
     *,
     protocol: str = WireProtocol.OPENAI,
-    base_url: str = "",
+    base_url: str | None = None,
     api_key_env: str = "",
     requires_key: bool = True,
     enabled: bool = True,
     base_url_env: str = "",
 ) -> Provider:
+    """A provider row. Without `base_url` or `base_url_env` it gets a URL that never resolves
+    (RFC 6761 `.invalid`): a provider with no URL has nowhere to call unless it is the vendor
+    whose SDK default that is (`routing.provider_base_url`); pass `base_url=""` to test that."""
+    if base_url is None:
+        base_url = "" if base_url_env or protocol == WireProtocol.DEMO else f"https://{slug}.invalid/v1"
     return Provider.objects.create(
         slug=slug,
         name=slug.title(),

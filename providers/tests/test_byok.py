@@ -305,3 +305,30 @@ def test_testing_another_users_key_is_not_found(user: User, provider: Provider) 
     theirs = byok.provider_key_set(user=UserFactory(), provider=provider, api_key=KEY)
     with pytest.raises(byok.ByokNotFound):
         list_models(user=user, provider_key_id=theirs.pk)
+
+
+def test_testing_a_key_for_a_provider_with_no_url_calls_nothing_and_says_so(
+    user: User, server: ListingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The OpenAI SDK's default endpoint, made observable: with no base URL it calls
+    # OPENAI_BASE_URL (else api.openai.com). An Ollama key must never arrive there.
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+    monkeypatch.delenv("OLLAMA_BASE_URL", raising=False)
+    ollama = make_provider("ollama", requires_key=False, base_url_env="OLLAMA_BASE_URL")
+    key = byok.provider_key_set(user=user, provider=ollama, api_key=KEY)
+    server.requests.clear()
+
+    with pytest.raises(byok.ByokInvalid, match="No URL is configured for Ollama"):
+        list_models(user=user, provider_key_id=key.pk)
+    assert server.requests == []
+
+
+def test_a_model_on_a_provider_with_no_url_is_refused(user: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OLLAMA_BASE_URL", raising=False)
+    ollama = make_provider("ollama", requires_key=False, base_url_env="OLLAMA_BASE_URL")
+    byok.provider_key_set(user=user, provider=ollama, api_key=KEY)
+    with pytest.raises(byok.ByokInvalid) as refusal:
+        byok.byok_model_create(user=user, slug="llama", display_name="L", provider_model_id="l", provider=ollama)
+    message = "No URL is configured for Ollama on this server; ask its operator to set one."
+    assert refusal.value.fields == {"provider": [message]}
+    assert not UserByokModel.objects.exists()

@@ -84,7 +84,7 @@ def test_a_keyless_local_server_needs_its_url_to_be_set_up(monkeypatch: pytest.M
     ollama = make_provider("ollama", requires_key=False, base_url_env="OLLAMA_BASE_URL")
     make_model("meta:llama", (ollama, "llama3.3"), tiers=(tier_registered_default(),))
     user = UserFactory()
-    _raises(RouteErrorCode.NO_CREDENTIALS, user=user, model_id="meta:llama")
+    _raises(RouteErrorCode.NO_BASE_URL, user=user, model_id="meta:llama")
     monkeypatch.setenv("OLLAMA_BASE_URL", "http://127.0.0.1:11434/v1")
     route = route_for(user=user, model_id="meta:llama")
     assert route.candidates[0].endpoint.base_url == "http://127.0.0.1:11434/v1"
@@ -170,3 +170,49 @@ def test_a_users_endpoint_that_now_resolves_to_a_private_address_is_refused(monk
     _custom_model(user, "https://llm.example.com/v1")  # saved while it resolved publicly
     monkeypatch.setattr(urlsafety, "resolve_host", lambda host, port: ["10.0.0.5"])
     _raises(RouteErrorCode.ENDPOINT_REFUSED, user=user, model_id="byok:home")
+
+
+# --- A key goes to its own provider's URL or nowhere ------------------------------------------
+def _ollama_with_users_key(user: object) -> Provider:
+    """Seeded like Ollama: OpenAI's wire protocol, its URL only from OLLAMA_BASE_URL."""
+    ollama = make_provider("ollama", requires_key=False, base_url_env="OLLAMA_BASE_URL")
+    UserProviderKey.objects.create(user=user, provider=ollama, api_key_encrypted=encrypt_secret("sk-ollama-own"))
+    UserByokModel.objects.create(user=user, slug="llama", display_name="L", provider=ollama, provider_model_id="l")
+    return ollama
+
+
+def test_a_users_key_for_a_provider_with_no_url_is_not_routed_to_the_sdks_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OLLAMA_BASE_URL", raising=False)
+    user = UserFactory()
+    _ollama_with_users_key(user)
+    with pytest.raises(RouteError) as caught:
+        route_for(user=user, model_id="byok:llama")
+    assert caught.value.code == RouteErrorCode.NO_BASE_URL
+    assert caught.value.message == "The provider of 'byok:llama' has no URL configured."
+    monkeypatch.setenv("OLLAMA_BASE_URL", "http://127.0.0.1:11434/v1")
+    [candidate] = route_for(user=user, model_id="byok:llama").candidates
+    assert (candidate.endpoint.base_url, candidate.endpoint.api_key) == ("http://127.0.0.1:11434/v1", "sk-ollama-own")
+
+
+def test_a_platform_key_on_a_provider_with_no_url_serves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_KEY", "sk-gateway")
+    gateway = make_provider("gateway", base_url="", api_key_env="GATEWAY_KEY")
+    make_model("acme:gw", (gateway, "gw"), tiers=(tier_registered_default(),))
+    _raises(RouteErrorCode.NO_BASE_URL, user=UserFactory(), model_id="acme:gw")
+
+
+@pytest.mark.parametrize(
+    ("slug", "protocol"),
+    [("openai", WireProtocol.OPENAI), ("anthropic", WireProtocol.ANTHROPIC), ("google", WireProtocol.GOOGLE)],
+)
+def test_only_the_vendor_itself_may_leave_its_url_to_the_sdks_default(
+    monkeypatch: pytest.MonkeyPatch, slug: str, protocol: str
+) -> None:
+    monkeypatch.setenv("VENDOR_KEY", "sk-vendor")
+    vendor = make_provider(slug, protocol=protocol, base_url="", api_key_env="VENDOR_KEY")
+    impostor = make_provider(f"not-{slug}", protocol=protocol, base_url="", api_key_env="VENDOR_KEY")
+    make_model("acme:v", (impostor, "v"), (vendor, "v"), tiers=(tier_registered_default(),))
+    [candidate] = route_for(user=UserFactory(), model_id="acme:v").candidates
+    assert (candidate.provider, candidate.endpoint.base_url) == (slug, "")

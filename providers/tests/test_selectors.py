@@ -5,7 +5,8 @@ import pytest
 from accounts.selectors import tier_registered_default
 from accounts.tests.factories import GuestFactory, UserFactory
 from providers.catalog import catalog_seed
-from providers.models import TierAccess, UserByokModel, UserCustomProvider
+from providers.models import Provider, TierAccess, UserByokModel, UserCustomProvider, UserProviderKey
+from providers.secrets import encrypt_secret
 from providers.selectors import default_model_for, models_available_to
 
 pytestmark = pytest.mark.django_db
@@ -63,3 +64,14 @@ def test_registered_users_see_their_own_byok_models_and_nobody_elses() -> None:
     )
     assert "byok:home-llama" in _ids(owner)
     assert "byok:home-llama" not in _ids(UserFactory())
+
+
+def test_a_byok_model_on_a_provider_with_no_url_is_not_offered(monkeypatch: pytest.MonkeyPatch) -> None:
+    catalog_seed()
+    user = UserFactory()
+    ollama = Provider.objects.get(slug="ollama")  # seeded with its URL only from OLLAMA_BASE_URL
+    UserProviderKey.objects.create(user=user, provider=ollama, api_key_encrypted=encrypt_secret("sk-own"))
+    UserByokModel.objects.create(user=user, slug="llama", display_name="L", provider=ollama, provider_model_id="l")
+    assert "byok:llama" not in _ids(user)
+    monkeypatch.setenv("OLLAMA_BASE_URL", "http://127.0.0.1:11434/v1")
+    assert "byok:llama" in _ids(user)
