@@ -28,9 +28,9 @@ from accounts.models import User
 from accounts.services import GuestLimitReached
 from accounts.web import request_user_or_guest
 from chat import queries
-from chat.models import Chat, Message, Role, Visibility
-from chat.selectors import active_branch_rows
+from chat.models import Chat, Message, Visibility
 from chat.services import chats as chat_services
+from chat.sharing import shared_chat_read
 from common.jsonbody import json_object
 from providers.selectors import default_model_for, models_available_to
 from providers.views import error_response
@@ -260,9 +260,6 @@ def message_vote(request: HttpRequest, user: User, message_id: uuid.UUID) -> Htt
 
 
 # --- Public share pages ---------------------------------------------------------------------------
-SHOWN_ROLES = (Role.USER, Role.ASSISTANT)
-
-
 def _shared_chat(token: str) -> Chat:
     """The chat shared under `token`; a revoked token, or a deleted chat, is a 404."""
     chats = Chat.objects.select_related("active_leaf")
@@ -272,15 +269,9 @@ def _shared_chat(token: str) -> Chat:
 @never_cache
 @require_GET
 def share_page(request: HttpRequest, token: str) -> HttpResponse:
-    """The shared chat's active branch, read-only (other branches stay private)."""
-    chat = _shared_chat(token)
-    rows = active_branch_rows(chat, fields=("id", "role", "text", "model_id"))
-    messages = [
-        {"id": message_id, "role": role, "text": text, "model_id": model_id}
-        for message_id, role, text, model_id in rows
-        if role in SHOWN_ROLES
-    ]
-    response = render(request, "chat/share.html", {"chat": chat, "messages": messages, "token": token})
+    """The shared chat's active branch, read-only, titled from that branch (`chat.sharing`)."""
+    shared = shared_chat_read(chat=_shared_chat(token))
+    response = render(request, "chat/share.html", {"title": shared.title, "messages": shared.messages, "token": token})
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
 
@@ -293,5 +284,5 @@ def share_fork(request: HttpRequest, token: str) -> HttpResponse:
         viewer = request_user_or_guest(request)
     except GuestLimitReached as limit:
         return render(request, "guest_limit.html", {"retry_after": limit.retry_after_seconds}, status=429)
-    fork = chat_services.chat_copy(chat=chat, owner=viewer)
+    fork = chat_services.chat_copy_shared(chat=chat, owner=viewer)
     return redirect(f"{reverse('home')}?chat={fork.pk}")

@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.models import User
 from chat.models import Chat, Message, Role, Visibility
 from chat.services.tree import chat_create, chat_fork
+from chat.sharing import shared_title
 
 # 24 random bytes: 192 bits, 32 URL-safe characters (Chat.share_token holds 64).
 SHARE_TOKEN_BYTES = 24
@@ -99,6 +100,19 @@ def chat_copy(*, chat: Chat, owner: User, message: Message | None = None) -> Cha
     copy = chat_create(owner=owner, title=chat.title, default_model=chat.default_model, instructions=chat.instructions)
     copy.forked_from_chat = chat
     copy.save(update_fields=["forked_from_chat", "updated_at"])
+    return copy
+
+
+@transaction.atomic
+def chat_copy_shared(*, chat: Chat, owner: User) -> Chat:
+    """A reader's copy of a shared chat's active branch, titled from that branch's words only
+    (`chat.sharing`: the chat's own title may come from a branch that is not shared)."""
+    copy = chat_copy(chat=chat, owner=owner)
+    first_question = (
+        Message.objects.filter(chat=copy, role=Role.USER).order_by("depth").values_list("text", flat=True).first()
+    )
+    copy.title = shared_title(first_question)
+    copy.save(update_fields=["title", "updated_at"])
     return copy
 
 

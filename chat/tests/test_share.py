@@ -92,11 +92,38 @@ def test_the_share_page_shows_only_the_active_branch_and_escapes_html(signed_in:
     assert page.status_code == 200
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>" not in html
-    assert "&lt;b&gt;Title&lt;/b&gt;" in html
+    assert "<h1>What is &lt;script&gt;alert(1)&lt;/script&gt;?</h1>" in html  # titled from the branch
+    assert "Title" not in html  # never the chat's own title (chat.sharing says why)
     assert "shown answer &amp; more" in html
     assert "hidden alternative" not in html
     assert "no-store" in page["Cache-Control"]
     assert page["X-Robots-Tag"] == "noindex, nofollow"
+
+
+@pytest.fixture
+def retitled(user: User) -> Chat:
+    """Titled from its first question, which was then edited: the title's branch is not active."""
+    chat = chat_create(owner=user, title="Surprise party for Dana")
+    first = _say(chat, None, "Plan a surprise party for Dana")
+    _say(chat, first, "Here is a plan for Dana's party", Role.ASSISTANT)
+    edited = message_edit(message=first, content=[{"type": "text", "text": "x"}], text="How do I make lemonade?")
+    _say(chat, edited, "Lemons, sugar, water.", Role.ASSISTANT)
+    return chat
+
+
+def test_the_share_page_is_titled_from_the_shared_branch_not_from_an_unshared_one(
+    signed_in: Client, retitled: Chat
+) -> None:
+    html = Client().get(_share(signed_in, retitled)).content.decode()
+    assert "<h1>How do I make lemonade?</h1>" in html
+    assert "<title>How do I make lemonade? · Arbor</title>" in html
+    assert "Dana" not in html and "Surprise" not in html
+
+
+def test_an_empty_shared_chat_is_called_shared_chat(signed_in: Client, user: User) -> None:
+    html = Client().get(_share(signed_in, chat_create(owner=user, title="Secret plans"))).content.decode()
+    assert "<h1>Shared chat</h1>" in html
+    assert "Secret" not in html
 
 
 # --- Continue in my account -----------------------------------------------------------------------
@@ -133,3 +160,15 @@ def test_too_many_new_guests_from_one_address_answer_429(signed_in: Client, bran
     refused = Client().post(f"{share_url}/fork")
     assert refused.status_code == 429
     assert User.objects.filter(is_guest=True).count() == 1
+
+
+def test_a_readers_copy_is_titled_from_the_shared_branch_not_from_an_unshared_one(
+    signed_in: Client, retitled: Chat
+) -> None:
+    reader = UserFactory()
+    viewer = Client()
+    viewer.force_login(reader)
+    assert viewer.post(f"{_share(signed_in, retitled)}/fork").status_code == 302
+    copy = Chat.objects.get(owner=reader)
+    assert copy.title == "How do I make lemonade?"
+    assert "Dana" not in viewer.get("/api/chats").content.decode()
