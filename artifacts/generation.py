@@ -15,14 +15,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from accounts.models import User
 from artifacts.kinds.base import MAX_CONTENT_CHARS, Kind, KindError
 from chat.models import Message
-from providers.contract import ChatMessage, ChatRequest, TextDelta, Usage
+from providers.contract import ChatMessage, ChatRequest
 from providers.routing import Route, RouteError, route_for
+from usage.services import ModelCall, model_call_bill, model_text
 
 logger = logging.getLogger(__name__)
 
@@ -48,19 +48,10 @@ UPDATE_SYSTEM = (
 class WriteFailed(Exception):
     """The content could not be written: `message` is safe to show (and is sent to the model)."""
 
-    def __init__(self, message: str, code: str, *, written: Written | None = None) -> None:
+    def __init__(self, message: str, code: str, *, written: ModelCall | None = None) -> None:
         super().__init__(message)
         self.message, self.code = message, code
-        self.written = written  # what was generated before it failed, when it is known
-
-
-@dataclass
-class Written:
-    content: str
-    usage: Usage
-    provider: str
-    ttft_ms: int | None
-    total_ms: int
+        self.written = written  # the call that failed (what it wrote and used), when there was one
 
 
 # --- The request --------------------------------------------------------------------------------
@@ -144,50 +135,24 @@ async def text_write(
     request: ChatRequest,
     emit: Callable[[Frame], Awaitable[None]],
     document_id: str,
-) -> Written:
-    """Stream the model's text into `artifact_delta` frames; WriteFailed on a provider error or
-    a text past MAX_CONTENT_CHARS (the call is ended there). Cancelled by a stop of the reply."""
-    from providers.contract import ProviderError
-    from providers.resilience import RoutedStream
-
-    started = time.monotonic()
-    first_at: float | None = None
-    stream = RoutedStream(route, request)
+) -> ModelCall:
+    """Stream the model's text into `artifact_delta` frames; WriteFailed (carrying the call, to
+    be billed) on a provider error or a text past MAX_CONTENT_CHARS (the call is ended there).
+    Cancelled by a stop of the reply."""
     batcher = DeltaBatcher(emit, document_id)
-    parts: list[str] = []
-    length = 0
-    usage = Usage()
     try:
-        async for event in stream:
-            if isinstance(event, TextDelta) and event.text:
-                if first_at is None:
-                    first_at = time.monotonic()
-                parts.append(event.text)
-                length += len(event.text)
-                if length > MAX_CONTENT_CHARS:
-                    raise WriteFailed(
-                        f"The document grew past {MAX_CONTENT_CHARS:,} characters, the most a version holds.",
-                        "too_long",
-                        written=_written(parts, usage, stream, started, first_at),
-                    )
-                await batcher.add(event.text)
-            elif isinstance(event, Usage):
-                usage = event
-    except ProviderError as error:
-        raise WriteFailed(error.message, str(error.code)) from None
+        call = await model_text(route, request, on_text=batcher.add, max_chars=MAX_CONTENT_CHARS)
     finally:
         await batcher.flush()
-    return _written(parts, usage, stream, started, first_at)
-
-
-def _written(parts: list[str], usage: Usage, stream: Any, started: float, first_at: float | None) -> Written:
-    return Written(
-        content="".join(parts),
-        usage=usage,
-        provider=stream.served_by.provider if stream.served_by is not None else "",
-        ttft_ms=None if first_at is None else int((first_at - started) * 1000),
-        total_ms=int((time.monotonic() - started) * 1000),
-    )
+    if call.cut:
+        raise WriteFailed(
+            f"The document grew past {MAX_CONTENT_CHARS:,} characters, the most a version holds.",
+            "too_long",
+            written=call,
+        )
+    if call.error is not None:
+        raise WriteFailed(call.error.message, str(call.error.code), written=call)
+    return call
 
 
 # --- After a generation -------------------------------------------------------------------------
@@ -195,56 +160,17 @@ def generation_settle(
     *,
     user_id: int,
     model_id: str,
-    route: Route,
-    written: Written,
+    written: ModelCall,
     kind: str,
     chat_id: Any = None,
     message_id: Any = None,
-    outcome: str = "complete",
+    outcome: str = "",
 ) -> None:
-    """Book what a document generation used: against the user's token allowance (the turn's
-    reservation covered the reply only) and in the usage records."""
-    from accounts.limits import TOKENS, limit_charge
-
-    used = written.usage.input_tokens + written.usage.output_tokens
-    if not used:  # the provider reported nothing: an estimate, as the runner does
-        used = len(written.content) // 4
-    if used:
-        limit_charge(user=User(pk=user_id), kind=TOKENS, amount=used)
-    usage_book(
-        user_id=user_id,
-        kind=kind,
-        model_id=model_id,
-        provider=written.provider,
-        usage=written.usage,
-        chat_id=chat_id,
-        message_id=message_id,
-        ttft_ms=written.ttft_ms,
-        total_ms=written.total_ms,
-        outcome=outcome,
-        byok=route.byok,
+    """Bill a document or review generation (the one billing path): against the user's token
+    allowance (the turn's reservation covered the reply only) and in the usage records."""
+    model_call_bill(
+        written, user_id=user_id, kind=kind, model_id=model_id, chat_id=chat_id, message_id=message_id, outcome=outcome
     )
 
 
-def usage_book(**record: Any) -> None:
-    """THE call site of usage accounting for artifact and suggestion generations.
-
-    `usage.services.usage_record` is built alongside this app; until the `usage` app is
-    installed this records nothing. A failure to record is logged, never raised: the document
-    is already written."""
-    from django.apps import apps
-
-    if not apps.is_installed("usage"):
-        return
-    try:
-        from usage.services import usage_record  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        logger.warning("the usage app has no usage_record: %s generation not recorded", record.get("kind"))
-        return
-    try:
-        usage_record(**record)
-    except Exception:
-        logger.exception("could not record the usage of an %s generation", record.get("kind"))
-
-
-__all__ = ["KindError", "WriteFailed", "Written", "generation_settle", "text_write"]
+__all__ = ["KindError", "WriteFailed", "generation_settle", "text_write"]

@@ -18,22 +18,21 @@ suggestions already saves nothing more.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
-from artifacts.generation import Written, generation_settle
+from artifacts.generation import generation_settle
 from artifacts.models import DocumentVersion, Suggestion
 from artifacts.selectors import suggestion_json
 from artifacts.services import suggestion_save
 from chat.services.titles import title_model_for, user_group
-from providers.contract import ChatMessage, ChatRequest, ProviderError, TextDelta, Usage
+from providers.contract import ChatMessage, ChatRequest
 from providers.routing import Route, RouteError, route_for
+from usage.services import ModelCall, model_text
 
 logger = logging.getLogger(__name__)
 
@@ -73,20 +72,16 @@ def suggestions_generate(*, version_id: int, batch: str) -> int:
     else:
         try:
             route = route_for(user=owner, model_id=model_id)
-            saved, written = async_to_sync(_review)(route, version, batch)
-            generation_settle(
-                user_id=owner.pk,
-                model_id=model_id,
-                route=route,
-                written=written,
-                kind="suggestions",
-                chat_id=document.chat_id,
-            )
         except RouteError:
             error = NO_MODEL
-        except (ProviderError, TimeoutError) as failure:
-            logger.info("reviewing version %s with %s failed: %s", version_id, model_id, failure)
-            error = failure.message if isinstance(failure, ProviderError) else "The review took too long."
+        else:
+            saved, call = async_to_sync(_review)(route, version, batch)
+            generation_settle(
+                user_id=owner.pk, model_id=model_id, written=call, kind="suggestions", chat_id=document.chat_id
+            )
+            if call.error is not None:
+                logger.info("reviewing version %s with %s failed: %s", version_id, model_id, call.error)
+                error = call.error.message
     done: dict[str, Any] = {
         "type": "suggestions_done",
         "document_id": str(document.pk),
@@ -100,9 +95,9 @@ def suggestions_generate(*, version_id: int, batch: str) -> int:
     return saved
 
 
-async def _review(route: Route, version: DocumentVersion, batch: str) -> tuple[int, Written]:
-    from providers.resilience import RoutedStream
-
+async def _review(route: Route, version: DocumentVersion, batch: str) -> tuple[int, ModelCall]:
+    """How many suggestions were saved (each as soon as its line arrived) and the call to bill;
+    the call's error says why a review ended early (what was saved before it stays)."""
     document = version.document
     request = ChatRequest(
         model="",
@@ -110,34 +105,23 @@ async def _review(route: Route, version: DocumentVersion, batch: str) -> tuple[i
         system=SYSTEM,
         max_tokens=MAX_OUTPUT_TOKENS,
     )
-    stream = RoutedStream(route, request)
     reader = _Lines(version.content)
-    usage = Usage()
     saved = 0
-    started = time.monotonic()
-    text: list[str] = []
 
-    async def save(found: dict[str, str]) -> None:
+    async def save_each(found: list[dict[str, str]]) -> None:
         nonlocal saved
-        suggestion = await sync_to_async(_save)(version, batch, found)
-        saved += 1
-        await _push(document.owner_id, {"type": "suggestion", **suggestion})
+        for suggestion in found:
+            if saved < MAX_SUGGESTIONS:
+                frame = await sync_to_async(_save)(version, batch, suggestion)
+                saved += 1
+                await _push(document.owner_id, {"type": "suggestion", **frame})
 
-    async with asyncio.timeout(TIMEOUT_SECONDS):
-        async for event in stream:
-            if isinstance(event, TextDelta):
-                text.append(event.text)
-                for found in reader.feed(event.text):
-                    if saved < MAX_SUGGESTIONS:
-                        await save(found)
-            elif isinstance(event, Usage):
-                usage = event
-    for found in reader.close():
-        if saved < MAX_SUGGESTIONS:
-            await save(found)
-    provider = stream.served_by.provider if stream.served_by is not None else ""
-    total_ms = int((time.monotonic() - started) * 1000)
-    return saved, Written(content="".join(text), usage=usage, provider=provider, ttft_ms=None, total_ms=total_ms)
+    async def on_text(text: str) -> None:
+        await save_each(reader.feed(text))
+
+    call = await model_text(route, request, on_text=on_text, timeout=TIMEOUT_SECONDS)
+    await save_each(reader.close())
+    return saved, call
 
 
 def _save(version: DocumentVersion, batch: str, found: dict[str, str]) -> dict[str, Any]:

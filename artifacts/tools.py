@@ -24,7 +24,6 @@ from django.urls import reverse
 
 from artifacts.generation import (
     WriteFailed,
-    Written,
     generation_settle,
     request_for_create,
     request_for_update,
@@ -35,6 +34,7 @@ from artifacts.kinds.base import MAX_TITLE_CHARS
 from chat.generation import sync_db
 from chat.tools import ToolContext, ToolFailure, ToolResult
 from providers.contract import ToolSpec
+from usage.services import ModelCall
 
 MAX_DESCRIPTION_CHARS = 4_000
 PREVIEW_CHARS = 1_000  # of a written document, in the result the model reads
@@ -67,14 +67,14 @@ async def _produce(
     document_id: str,
     *,
     prompt: str,
-) -> tuple[str, bytes | None, Written | None]:
+) -> tuple[str, bytes | None, ModelCall | None]:
     """The content to save (and the picture, for images) and what the model wrote. On failure
     the tabs get an error `artifact_done`, the tokens spent are booked, and ToolFailure says why."""
-    written: Written | None = None
+    written: ModelCall | None = None
     try:
         if kind.text_generated:
             written = await text_write(route=route, request=request, emit=context.emit, document_id=document_id)
-            return kind.validate(kind.clean(written.content)), None, written
+            return kind.validate(kind.clean(written.text)), None, written
         content = kind.validate(prompt)
         picture, written = await kind.make_file(route=route, prompt=content)  # type: ignore[attr-defined]
         return content, picture, written
@@ -93,7 +93,6 @@ def _settle(context: ToolContext, route: Any) -> dict[str, Any]:
     return {
         "user_id": context.user_id,
         "model_id": context.model_id,
-        "route": route,
         "kind": "artifact",
         "chat_id": context.chat_id,
         "message_id": context.message_id,
@@ -185,13 +184,13 @@ class CreateDocument:
 
 
 def _done_frame(
-    document_id: str, number: int, content: str, written: Written | None, *, picture: bool
+    document_id: str, number: int, content: str, written: ModelCall | None, *, picture: bool
 ) -> dict[str, Any]:
     frame: dict[str, Any] = {"type": "artifact_done", "document_id": document_id, "status": "complete"}
     frame["version"] = number
     if picture:
         frame["download_url"] = f"{reverse('artifacts:download', args=[document_id])}?version={number}"
-    if written is not None and written.content and content != written.content:
+    if written is not None and written.text and content != written.text:
         frame["content"] = content  # saving cleaned the streamed text: show what was saved
     return frame
 

@@ -37,11 +37,12 @@ class ImageKind(Kind):
         return content
 
     async def make_file(self, *, route: Any, prompt: str) -> tuple[bytes, Any]:
-        """The PNG from the route's first provider that draws, and what it used (`Written`);
+        """The PNG from the route's first provider that draws, and what it used (a `ModelCall`);
         KindError when none can, WriteFailed when the provider fails."""
-        from artifacts.generation import WriteFailed, Written
+        from artifacts.generation import WriteFailed
         from providers.adapters import adapter_for
         from providers.contract import ProviderError
+        from usage.services import ModelCall
 
         for candidate in route.candidates:
             model = IMAGE_MODELS.get(candidate.provider) if candidate.protocol == "openai" else None
@@ -55,7 +56,7 @@ class ImageKind(Kind):
             except ProviderError as error:
                 raise WriteFailed(error.message, str(error.code)) from None
             total_ms = int((time.monotonic() - started) * 1000)
-            return image, Written(content="", usage=usage, provider=candidate.provider, ttft_ms=None, total_ms=total_ms)
+            return image, ModelCall(usage=usage, provider=candidate.provider, total_ms=total_ms)
         raise KindError(
             f"Pictures cannot be drawn with {route.display_name}: Arbor draws them only through OpenAI's image "
             "model, for models that OpenAI serves here (Google Imagen is not available yet). Describe the "

@@ -26,6 +26,7 @@ from providers.models import Model, Provider
 from providers.secrets import encrypt_secret
 from providers.testing.base import Count, Say, reply
 from providers.testing.openai_server import OpenAIServer
+from usage.models import UsageRecord
 
 ESSAY = "Their going to the park tomorow.\nIt will be fun.\n"
 
@@ -134,6 +135,24 @@ def test_a_redelivered_batch_adds_nothing(openai_fake: OpenAIServer) -> None:
     calls = len(openai_fake.requests)
     assert suggestions_generate(version_id=version.pk, batch=batch) == 2
     assert len(openai_fake.requests) == calls and Suggestion.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_review_cut_off_midway_keeps_what_arrived_says_why_and_is_billed(
+    openai_fake: OpenAIServer, settings: Any
+) -> None:
+    settings.PROVIDER_MAX_RETRIES = 0
+    owner = UserFactory()
+    catalog_seed()
+    version = _version(owner)
+    openai_fake.script(reply(Say(REVIEW[0]), Say(REVIEW[1][:20]), Say(REVIEW[1][20:]), drop_after=2))
+
+    saved, frames = _review_of(version, str(uuid.uuid4()))
+
+    assert saved == 1 and frames[0]["suggested"] == "They're going"
+    assert frames[-1]["type"] == "suggestions_done" and frames[-1]["error"]["message"]
+    row = UsageRecord.objects.get(user=owner, kind="suggestions")
+    assert row.outcome != "complete" and row.output_tokens > 0  # what it wrote, estimated
 
 
 @pytest.mark.django_db

@@ -114,37 +114,28 @@ def turn_settle(
     total_ms: int,
     outcome: str = "",
 ) -> None:
-    """Charge the turn for what the provider reported or, when it reported nothing (stopped or
-    failed early), for an estimate of what was sent and written; release the rest of what it
-    reserved (tokens and money); and write the reply's usage row."""
-    from accounts.limits import TOKENS, limit_charge, limit_refund
-    from providers.routing import BYOK_PREFIX
-    from usage.services import usage_record
+    """Bill the reply through the one billing path (`usage.services.model_call_bill`): the
+    turn's reserved tokens settled against what the provider reported or, when it reported
+    nothing (stopped or failed early), an estimate; its spend released; its usage row written."""
+    from usage.services import ModelCall, model_call_bill
 
-    reservation = turn.reservation
-    usage = reply.usage
-    if not (usage.input_tokens or usage.output_tokens):
-        usage = Usage(input_tokens=reservation.get("estimated_input_tokens", 0), output_tokens=len(reply.text) // 4)
-    reserved = reservation.get("reserved_tokens", 0)
-    used = usage.input_tokens + usage.output_tokens
-    owner = User(pk=turn.owner_id)  # the limits need only its id
-    if used > reserved:
-        limit_charge(user=owner, kind=TOKENS, amount=used - reserved)
-    elif used < reserved:
-        limit_refund(user=owner, kind=TOKENS, amount=reserved - used)
-    usage_record(
+    call = ModelCall(
+        text=reply.text,
+        usage=reply.usage,
+        provider=reply.provider or turn.provider,
+        ttft_ms=ttft_ms,
+        total_ms=total_ms,
+        error=error,
+    )
+    model_call_bill(
+        call,
         user_id=turn.owner_id,
         kind="chat",
         model_id=turn.model_id,
-        provider=reply.provider or turn.provider,
-        usage=usage,
         chat_id=turn.chat_id,
         message_id=turn.message_id,
-        ttft_ms=ttft_ms,
-        total_ms=total_ms,
-        outcome=outcome or (str(error.code) if error else ("stopped" if status == Status.STOPPED else "complete")),
-        byok=turn.model_id.startswith(BYOK_PREFIX),
-        reservation=reservation,
+        reservation=turn.reservation,
+        outcome=outcome or ("stopped" if status == Status.STOPPED and error is None else ""),
         tier_id=turn.tier_id,
     )
 

@@ -13,10 +13,8 @@ overwritten. The new title is pushed to every tab of the owner:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import time
 from decimal import Decimal
 from typing import Any
 
@@ -27,12 +25,11 @@ from django.utils import timezone
 from accounts.models import User
 from chat.models import Chat, Message, Role
 from chat.prompts import text_of
-from providers.contract import ChatMessage, ChatRequest, ChatResult, ErrorCode, ProviderError, Usage, collect
+from providers.contract import ChatMessage, ChatRequest
 from providers.models import Model, WireProtocol
-from providers.resilience import RoutedStream
 from providers.routing import RouteError, route_for
 from providers.selectors import models_available_to
-from usage.services import usage_record
+from usage.services import model_call_bill, model_text
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +121,8 @@ def title_model_for(user: User) -> str | None:
 
 
 def _model_title(owner: User, question: str, answer: str, chat_id: Any = None) -> str:
-    """A sanitised title from the cheapest model, or "" when none answers. Every call that
-    reached a provider is recorded as usage (kind "title"), failed ones with their error code."""
+    """A sanitised title from the cheapest model, or "" when none answers. Every call is billed
+    and recorded (kind "title"), failed ones with their error code."""
     model_id = title_model_for(owner)
     if model_id is None:
         return ""
@@ -144,35 +141,12 @@ def _model_title(owner: User, question: str, answer: str, chat_id: Any = None) -
     except RouteError as error:
         logger.info("titling with %s failed (%s): using the heuristic title", model_id, error)
         return ""
-    stream = RoutedStream(route, request)
-    started = time.monotonic()
-    result, outcome = ChatResult(), "complete"
-    try:
-        result = async_to_sync(_ask)(stream)
-    except ProviderError as error:
-        outcome = str(error.code)
-    except TimeoutError:
-        outcome = str(ErrorCode.TIMEOUT)
-    served_by = stream.served_by.provider if stream.served_by else (stream.attempts[-1][0] if stream.attempts else "")
-    usage_record(
-        user_id=owner.pk,
-        kind="title",
-        model_id=route.model_id,
-        provider=served_by,
-        usage=result.usage if outcome == "complete" else Usage(),
-        chat_id=chat_id,
-        total_ms=int((time.monotonic() - started) * 1000),
-        outcome=outcome,
-        byok=route.byok,
-    )
-    if outcome != "complete":
-        logger.info("titling with %s failed (%s): using the heuristic title", model_id, outcome)
+    call = async_to_sync(model_text)(route, request, timeout=TITLE_TIMEOUT_SECONDS)
+    model_call_bill(call, user_id=owner.pk, kind="title", model_id=route.model_id, chat_id=chat_id)
+    if call.error is not None:
+        logger.info("titling with %s failed (%s): using the heuristic title", model_id, call.outcome)
         return ""
-    return sanitize_title(result.text)
-
-
-async def _ask(stream: RoutedStream) -> ChatResult:
-    return await asyncio.wait_for(collect(aiter(stream)), timeout=TITLE_TIMEOUT_SECONDS)
+    return sanitize_title(call.text)
 
 
 # --- Cleaning up ----------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from usage.services.quotas import quota_settle
 MILLION = Decimal(1_000_000)
 
 
-class _Unknown:
-    """`usage_record(tier_id=_Unknown)`: the caller does not know the user's tier."""
+class TierUnknown:
+    """`usage_record(tier_id=TierUnknown)`: the caller does not know the user's tier."""
 
 
 def cost_of(*, input_tokens: int, output_tokens: int, input_price: Decimal, output_price: Decimal) -> Decimal:
@@ -50,7 +50,7 @@ def usage_record(
     outcome: str = "complete",
     byok: bool = False,
     reservation: dict[str, Any] | None = None,
-    tier_id: int | type[_Unknown] | None = _Unknown,
+    tier_id: int | type[TierUnknown] | None = TierUnknown,
 ) -> None:
     """Record one generation: a usage row, and its cost booked to the user's spend ledger.
 
@@ -75,7 +75,7 @@ def usage_record(
             output_price=output_price,
         )
     with transaction.atomic():
-        if tier_id is _Unknown:
+        if tier_id is TierUnknown:
             tier_id = User.objects.filter(pk=user_id).values_list("tier_id", flat=True).first()
         UsageRecord.objects.create(
             user_id=user_id if tier_id is not None else None,

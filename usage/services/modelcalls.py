@@ -1,0 +1,160 @@
+"""The one way Arbor calls a model for itself and bills the call.
+
+Every generation goes through two steps, whoever asks for it (a reply, a chat's title, a
+document written by a tool, a review's suggestions):
+
+- **call**: the route's providers through `RoutedStream` (retries before the first token,
+  failover by priority, the breaker). A reply streams events into its own `Reply` (tools,
+  reasoning); the short jobs use `model_text`, which keeps the text and what it used, and ends
+  with the error instead of raising it, so the partial text is never lost.
+- **bill**: `model_call_bill` charges the user's token allowance (settling a turn's
+  reservation when there is one) and writes the usage row with its cost to the spend ledger,
+  in the caller's transaction. A call the provider reported no usage for is charged an
+  estimate (what was sent, and a token per four characters written) when it was stopped or
+  wrote something before failing; one that failed before writing anything (refused, never
+  answered) is recorded at no cost, as vendors bill it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+from accounts.limits import TOKENS, limit_charge, limit_refund
+from accounts.models import User
+from providers.contract import ChatRequest, ErrorCode, ProviderError, TextDelta, TextPart, Usage
+from providers.routing import BYOK_PREFIX, Route
+from usage.services.records import TierUnknown, usage_record
+
+CHARS_PER_TOKEN = 4  # the estimate of output tokens when a provider reported none
+
+
+@dataclasses.dataclass
+class ModelCall:
+    """What one call wrote and used, who served it and how long it took; `error` when it
+    failed (its text is what came before the failure)."""
+
+    text: str = ""
+    usage: Usage = dataclasses.field(default_factory=Usage)
+    provider: str = ""
+    ttft_ms: int | None = None
+    total_ms: int = 0
+    error: ProviderError | None = None
+    cut: bool = False  # ended by the caller's `max_chars`, not by the model
+    sent_tokens: int = 0  # an estimate of the request's size, charged when no usage is reported
+
+    @property
+    def outcome(self) -> str:
+        """ "complete" or the error's code, as usage rows spell it."""
+        return "complete" if self.error is None else str(self.error.code)
+
+
+async def model_text(
+    route: Route,
+    request: ChatRequest,
+    *,
+    on_text: Callable[[str], Awaitable[None]] | None = None,
+    max_chars: int | None = None,
+    timeout: float | None = None,
+) -> ModelCall:
+    """The text a model writes for `request` through `route`, streamed to `on_text` as it comes.
+
+    Past `max_chars` the call is ended there (`cut`, the text kept to that point); past `timeout`
+    seconds it ends with a `timeout` error. A provider's error ends it the same way. A
+    cancellation (a stop) propagates: the caller bills what it has, if it wants to."""
+    from providers.resilience import RoutedStream
+
+    call = ModelCall(sent_tokens=estimated_tokens(request))
+    stream = RoutedStream(route, request)
+    started = time.monotonic()
+    parts: list[str] = []
+    length = 0
+    try:
+        async with asyncio.timeout(timeout):
+            async for event in stream:
+                if isinstance(event, TextDelta) and event.text:
+                    if call.ttft_ms is None:
+                        call.ttft_ms = int((time.monotonic() - started) * 1000)
+                    text = event.text
+                    if max_chars is not None and length + len(text) > max_chars:
+                        parts.append(text[: max_chars - length])
+                        call.cut = True
+                        break
+                    parts.append(text)
+                    length += len(text)
+                    if on_text is not None:
+                        await on_text(text)
+                elif isinstance(event, Usage):
+                    call.usage = event
+    except ProviderError as error:
+        call.error = error
+    except TimeoutError:
+        call.error = ProviderError(ErrorCode.TIMEOUT, "The model took too long to answer.")
+    finally:
+        call.text = "".join(parts)
+        call.total_ms = int((time.monotonic() - started) * 1000)
+        if stream.served_by is not None:
+            call.provider = stream.served_by.provider
+        elif stream.attempts:
+            call.provider = stream.attempts[-1][0]
+    return call
+
+
+def model_call_bill(
+    call: ModelCall,
+    *,
+    user_id: int,
+    kind: str,
+    model_id: str,
+    chat_id: UUID | str | None = None,
+    message_id: UUID | str | None = None,
+    reservation: dict[str, Any] | None = None,
+    outcome: str = "",
+    tier_id: int | type[TierUnknown] | None = TierUnknown,
+) -> Usage:
+    """Charge `call` to its user and record it; returns the usage charged (reported or
+    estimated). With a turn's `reservation` the tokens it reserved are settled against the real
+    figure (the excess charged, the rest given back) and its spend part released. BYOK models
+    (their `byok:` ids) cost the platform nothing and are recorded at 0."""
+    reservation = reservation or {}
+    usage = call.usage
+    if not (usage.input_tokens or usage.output_tokens) and not (call.error is not None and not call.text):
+        usage = Usage(
+            input_tokens=reservation.get("estimated_input_tokens", call.sent_tokens),
+            output_tokens=len(call.text) // CHARS_PER_TOKEN,
+        )
+    reserved = reservation.get("reserved_tokens", 0)
+    used = usage.input_tokens + usage.output_tokens
+    user = User(pk=user_id)  # the limits need only its id
+    if used > reserved:
+        limit_charge(user=user, kind=TOKENS, amount=used - reserved)
+    elif used < reserved:
+        limit_refund(user=user, kind=TOKENS, amount=reserved - used)
+    usage_record(
+        user_id=user_id,
+        kind=kind,
+        model_id=model_id,
+        provider=call.provider,
+        usage=usage,
+        chat_id=chat_id,
+        message_id=message_id,
+        ttft_ms=call.ttft_ms,
+        total_ms=call.total_ms,
+        outcome=outcome or call.outcome,
+        byok=model_id.startswith(BYOK_PREFIX),
+        reservation=reservation or None,
+        tier_id=tier_id,
+    )
+    return usage
+
+
+def estimated_tokens(request: ChatRequest) -> int:
+    """What a request sends, roughly: a token per four characters of its text."""
+    chars = len(request.system) + sum(
+        len(part.text) for message in request.messages for part in message.parts if isinstance(part, TextPart)
+    )
+    return chars // CHARS_PER_TOKEN
