@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -21,6 +22,32 @@ MASK_VISIBLE_TAIL = 4
 
 class SecretUnreadable(Exception):
     """A stored secret no configured key can decrypt (keys were changed without rotation)."""
+
+
+GENERATE_KEY_HINT = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+
+
+def encryption_keys_problem(keys: Sequence[str]) -> str | None:
+    """One line saying what is wrong with the SECRET_ENCRYPTION_KEYS list `keys`, or None.
+
+    Checked at start in production (`config.settings.production_checks`): otherwise a malformed
+    key passes unnoticed until the first key is saved or read, and then every such request fails.
+    The line names entries by position only: it is printed, and a key is a secret."""
+    bad = []
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except ValueError:  # binascii.Error (not base64) is a ValueError too
+            bad.append(str(position))
+    if not bad:
+        return None
+    which = f"entry {bad[0]} of {len(keys)} is not a Fernet key"
+    if len(bad) > 1:
+        which = f"entries {', '.join(bad)} of {len(keys)} are not Fernet keys"
+    return (
+        f"SECRET_ENCRYPTION_KEYS {which} (32 url-safe base64-encoded bytes; comma-separated, newest first): "
+        f"make one with {GENERATE_KEY_HINT}"
+    )
 
 
 @lru_cache(maxsize=4)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from providers.secrets import encryption_keys_problem
+
 MIN_SECRET_KEY_LENGTH = 50
 MIN_SECRET_KEY_UNIQUE_CHARACTERS = 5
 TRUE_WORDS = {"1", "true", "yes", "on", "y", "t"}
@@ -37,4 +39,9 @@ def production_problems(environ: Mapping[str, str]) -> list[str]:
     hosts = [host.strip() for host in environ.get("ALLOWED_HOSTS", "").split(",") if host.strip()]
     if not hosts:
         problems.append("ALLOWED_HOSTS is empty: name the host names this site answers to")
+    # Split as the settings' env.list does (comma-separated, empty entries dropped, no strip).
+    encryption_keys = [key for key in environ.get("SECRET_ENCRYPTION_KEYS", "").split(",") if key]
+    keys_problem = encryption_keys_problem(encryption_keys)
+    if keys_problem:
+        problems.append(keys_problem)
     return problems

@@ -9,6 +9,7 @@ import pytest
 from config.settings.production_checks import production_problems
 
 BASE_DIR = Path(__file__).resolve().parents[2]
+FERNET_KEY = "0Wg3lSqa3dNyB8BbZ0jq2XyU8d1l1w0a2DmdVZ4GrKo="  # a valid Fernet key, made for these tests
 GOOD_KEY = "k3Jx9-pQ2mZ7vN1rT8wY4bL6cF0hD5sG_aE3uI9oP2yR7tW1qX"
 GOOD = {
     "DATABASE_URL": "postgres://arbor@db/arbor",
@@ -35,6 +36,8 @@ def test_a_complete_production_environment_has_no_problems() -> None:
         ({"SECRET_KEY": "a" * 60}, "SECRET_KEY"),
         ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS"),
         ({"ALLOWED_HOSTS": " , "}, "ALLOWED_HOSTS"),
+        ({"SECRET_ENCRYPTION_KEYS": "not-a-fernet-key"}, "SECRET_ENCRYPTION_KEYS"),
+        ({"SECRET_ENCRYPTION_KEYS": f"{FERNET_KEY},{FERNET_KEY[:-4]}"}, "SECRET_ENCRYPTION_KEYS"),
     ],
 )
 def test_each_unsafe_value_is_one_problem_naming_its_variable(change: dict[str, str], variable: str) -> None:
@@ -74,3 +77,17 @@ def test_check_deploy_is_clean_under_production_settings() -> None:
     result = _check_deploy(GOOD)
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_valid_encryption_keys_newest_first_are_no_problem() -> None:
+    older = "cM1fCr6qPzVkLd5s8sC7fY1qk2g3s4t5u6v7w8x9y0E="
+    assert production_problems({**GOOD, "SECRET_ENCRYPTION_KEYS": f"{FERNET_KEY},{older}"}) == []
+
+
+def test_production_refuses_a_malformed_encryption_key_at_start_in_one_line_without_quoting_it() -> None:
+    secret = "my-secret-but-not-fernet"
+    result = _check_deploy({**GOOD, "SECRET_ENCRYPTION_KEYS": f"{FERNET_KEY},{secret}"})
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: SECRET_ENCRYPTION_KEYS entry 2 of 2 is not a Fernet key")
+    assert secret not in result.stderr

@@ -4,7 +4,14 @@ import pytest
 from cryptography.fernet import Fernet
 from django.test import override_settings
 
-from providers.secrets import SecretUnreadable, decrypt_secret, encrypt_secret, mask_secret, rotate_secret
+from providers.secrets import (
+    SecretUnreadable,
+    decrypt_secret,
+    encrypt_secret,
+    encryption_keys_problem,
+    mask_secret,
+    rotate_secret,
+)
 
 KEY = "sk-proj-abcdefghijklmnop9f2c"
 
@@ -44,3 +51,14 @@ def test_a_token_no_configured_key_can_read_is_reported_not_guessed() -> None:
     stranger = Fernet(Fernet.generate_key()).encrypt(KEY.encode()).decode()
     with pytest.raises(SecretUnreadable):
         decrypt_secret(stranger)
+
+
+def test_malformed_encryption_keys_are_named_by_position_in_one_line_never_quoted() -> None:
+    good = Fernet.generate_key().decode()
+    problem = encryption_keys_problem(["hunter2", good, good[:-2]])
+    assert problem is not None
+    assert problem.startswith("SECRET_ENCRYPTION_KEYS entries 1, 3 of 3 are not Fernet keys")
+    assert "hunter2" not in problem and good[:-2] not in problem
+    assert "\n" not in problem
+    assert encryption_keys_problem([good]) is None
+    assert encryption_keys_problem([]) is None
