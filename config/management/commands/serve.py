@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import socket
+import urllib.request
 from argparse import ArgumentParser
+from io import StringIO
 from typing import Any
 
 from django.conf import settings
@@ -9,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from config import preflight
+from config.health import health_report
 from config.startup import StartupError
 from config.supervisor import (
     Supervisor,
@@ -40,11 +43,19 @@ def _processes(count: int) -> str:
     return "1 web process" if count == 1 else f"{count} web processes"
 
 
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 class Command(BaseCommand):
     help = (
         "Run the whole product locally: migrate, load the default catalog, make a local admin if\n"
         "none, then WEB_PROCESSES daphne processes (HTTP and WebSocket, sharing ARBOR_PORT) and a\n"
-        "Celery worker until Ctrl-C. This is what `make run` does.\n"
+        "Celery worker until Ctrl-C, starting a crashed one again. This is what `make run` does.\n"
         "Example: ARBOR_PORT=8080 WEB_PROCESSES=4 python manage.py serve"
     )
 
@@ -55,6 +66,10 @@ class Command(BaseCommand):
             help="Only the web processes: no migrations, catalog, local admin or Celery worker "
             "(the Docker image: compose runs those as services of their own).",
         )
+
+    # The local admin's one-time login, printed beside the "running" line (prepare() runs before
+    # the worker, whose banner would scroll it away).
+    first_login = ""
 
     def handle(self, *args: Any, web_only: bool = False, **options: Any) -> None:
         host, port, count = settings.ARBOR_HOST, settings.ARBOR_PORT, settings.WEB_PROCESSES
@@ -90,16 +105,25 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0)
             call_command("seed_catalog", verbosity=0)
             call_command("recover_streams", verbosity=0)
-            call_command("ensure_local_admin")
+            login = StringIO()
+            call_command("ensure_local_admin", stdout=login)
+            self.first_login = login.getvalue()
         except KeyboardInterrupt:
             raise SystemExit(INTERRUPTED_EXIT_CODE) from None
 
     def report_readiness(self, supervisor: Supervisor, base: str, count: int, *, web_only: bool) -> None:
-        # Ready means healthy: a web process answers and a worker answers it (/healthz 200).
-        # With --web-only the worker runs elsewhere (and may start later): a web answer is enough.
-        probe = "/livez" if web_only else "/healthz"
+        # Ready means healthy: a web process answers and a worker answers (what /healthz checks,
+        # asked here in-process: polling /healthz logged an ERROR line for each 503 while the
+        # worker started). With --web-only the worker runs elsewhere (and may start later): a
+        # web answer is enough.
+        def ready() -> bool:
+            return _answers(f"{base}/livez") and (web_only or health_report()[0])
+
         running = f"{_processes(count)} on one port"
-        if supervisor.wait_until_ready(f"{base}{probe}"):
+        healthy = supervisor.wait_until_ready(ready)
+        if self.first_login:
+            self.stdout.write("\n" + self.first_login.rstrip("\n"))
+        if healthy:
             self.stdout.write(self.style.SUCCESS(f"\nArbor is running at {base}/  ({running}; Ctrl-C stops it)\n"))
-        elif not supervisor.stopping and not supervisor.exited():
+        elif not supervisor.stopping and not supervisor.gave_up:
             self.stdout.write(self.style.WARNING(f"Arbor is up at {base}/ ({running}) but not healthy: see /healthz"))
