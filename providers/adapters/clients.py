@@ -9,6 +9,10 @@ own SSRF-guarded client.
 
 The SDKs pass their timeouts with every request, so the shared client's own are never used.
 It lives as long as its loop; adapters must not close it.
+
+It never follows a redirect, although the SDKs ask it to on every request: a key goes to its own
+provider's URL only, and on a redirect to another origin httpx drops `Authorization` but keeps
+Anthropic's `x-api-key` and Google's `x-goog-api-key`. No vendor API redirects; a 3xx is an error.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import asyncio
 import weakref
 
 import httpx2
+
+from providers.urlsafety import GuardedAsyncClient
 
 # No cap on connections: every concurrent reply holds one for its whole stream, and a cap would
 # queue replies behind each other (httpx's default is 100). Idle ones are kept for a while.
@@ -30,5 +36,7 @@ def shared_http_client() -> httpx2.AsyncClient:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None or client.is_closed:
-        client = _clients[loop] = httpx2.AsyncClient(limits=LIMITS, follow_redirects=True)
+        # The guarded client's class without its guard: the operator chose these URLs (they may be
+        # private on purpose); it is only the redirect refusal that is wanted here.
+        client = _clients[loop] = GuardedAsyncClient(limits=LIMITS, follow_redirects=False)
     return client

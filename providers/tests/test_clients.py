@@ -1,0 +1,70 @@
+"""The shared client of platform calls: a key goes to its provider's URL and nowhere else."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from providers.adapters.clients import shared_http_client
+
+
+class Recorder:
+    """An HTTP server on 127.0.0.1 recording each request's headers; `redirect_to` answers 307."""
+
+    def __init__(self, redirect_to: str | None = None) -> None:
+        self.headers: list[dict[str, str]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                recorder.headers.append({name.lower(): value for name, value in self.headers.items()})
+                self.send_response(307 if redirect_to else 200)
+                if redirect_to:
+                    self.send_header("Location", redirect_to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[Recorder]:
+    recorder = Recorder()
+    yield recorder
+    recorder.stop()
+
+
+@pytest.fixture
+def provider(elsewhere: Recorder) -> Iterator[Recorder]:
+    recorder = Recorder(redirect_to=f"{elsewhere.url}/v1/messages")
+    yield recorder
+    recorder.stop()
+
+
+async def test_a_redirect_is_not_followed_so_a_header_key_never_leaves_its_provider(
+    provider: Recorder, elsewhere: Recorder
+) -> None:
+    # What the Anthropic SDK sends, and asks of the client (it passes follow_redirects=True).
+    request = shared_http_client().build_request(
+        "POST", f"{provider.url}/v1/messages", headers={"x-api-key": "sk-ant-secret"}, json={}
+    )
+    response = await shared_http_client().send(request, follow_redirects=True)
+    assert response.status_code == 307
+    assert provider.headers[0]["x-api-key"] == "sk-ant-secret"
+    assert elsewhere.headers == []
