@@ -175,11 +175,19 @@ class ErrorCode(StrEnum):
     CONTEXT_TOO_LONG = "context_too_long"
     CONTENT_FILTERED = "content_filtered"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
+    # The reply's stream ended (cleanly or by a dropped connection) before its terminal event
+    # (a finish reason, [DONE], message_stop): what came is partial, never a finished answer.
+    PROVIDER_DISCONNECTED = "provider_disconnected"
     TIMEOUT = "timeout"
     BAD_REQUEST = "bad_request"
 
 
-RETRYABLE = {ErrorCode.RATE_LIMITED, ErrorCode.PROVIDER_UNAVAILABLE, ErrorCode.TIMEOUT}
+RETRYABLE = {
+    ErrorCode.RATE_LIMITED,
+    ErrorCode.PROVIDER_UNAVAILABLE,
+    ErrorCode.PROVIDER_DISCONNECTED,
+    ErrorCode.TIMEOUT,
+}
 
 USER_MESSAGES = {
     ErrorCode.AUTHENTICATION: "The provider rejected the API key.",
@@ -189,6 +197,7 @@ USER_MESSAGES = {
     ErrorCode.CONTEXT_TOO_LONG: "The conversation is too long for this model.",
     ErrorCode.CONTENT_FILTERED: "The provider's content filter stopped this reply.",
     ErrorCode.PROVIDER_UNAVAILABLE: "The provider is unavailable right now.",
+    ErrorCode.PROVIDER_DISCONNECTED: "The provider's connection ended before the reply finished.",
     ErrorCode.TIMEOUT: "The provider took too long to answer.",
     ErrorCode.BAD_REQUEST: "The provider refused the request.",
 }

@@ -5,34 +5,45 @@ backoff and jitter (honouring Retry-After), then the next provider by priority i
 the first event nothing is retried: the error reaches the caller, which keeps the partial output.
 Errors about the request itself (bad request, context too long, content filtered) would fail on
 every provider alike, so they are raised at once.
+
+The whole wait for the first event (every attempt, backoff and failover) has one budget
+(`RetryPolicy.first_token_budget`). Each attempt may use at most its fair share of what is left,
+split among the providers not yet tried (this one included), and never more than the endpoint's
+own first-token timeout: a provider that stalls leaves the next one the rest of the budget. A
+first-token timeout is never retried on the provider that stalled: it fails over at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
 from django.conf import settings
 
 from providers.adapters import adapter_for
 from providers.breaker import BreakerPolicy, breaker_allows, breaker_record_failure, breaker_record_success
-from providers.contract import ChatRequest, ErrorCode, Event, ProviderError
+from providers.contract import ChatRequest, Endpoint, ErrorCode, Event, ProviderError
 from providers.routing import Candidate, Route
 
 # Errors that say nothing about the other providers: try the next one.
 FAILOVER_CODES = {
     ErrorCode.RATE_LIMITED,
     ErrorCode.PROVIDER_UNAVAILABLE,
+    ErrorCode.PROVIDER_DISCONNECTED,
     ErrorCode.TIMEOUT,
     ErrorCode.AUTHENTICATION,
     ErrorCode.PERMISSION,
     ErrorCode.MODEL_NOT_FOUND,
 }
 # Errors that count against a provider's health (not the key's or the request's fault).
-BREAKER_CODES = {ErrorCode.PROVIDER_UNAVAILABLE, ErrorCode.TIMEOUT}
+BREAKER_CODES = {ErrorCode.PROVIDER_UNAVAILABLE, ErrorCode.PROVIDER_DISCONNECTED, ErrorCode.TIMEOUT}
+# Retryable errors not retried on the same provider: one that stalled is likely to stall again,
+# and the first-token budget is better spent on the next provider.
+FAILOVER_AT_ONCE = {ErrorCode.TIMEOUT}
 MAX_BACKOFF_SECONDS = 8.0
 # A Retry-After longer than this is not waited for: the next provider is tried instead.
 MAX_RETRY_AFTER_SECONDS = 10.0
@@ -42,10 +53,16 @@ MAX_RETRY_AFTER_SECONDS = 10.0
 class RetryPolicy:
     max_retries: int
     base_delay: float
+    # Seconds from the start of a call to its first event, over every attempt and provider.
+    first_token_budget: float = math.inf
 
     @classmethod
     def from_settings(cls) -> RetryPolicy:
-        return cls(max_retries=settings.PROVIDER_MAX_RETRIES, base_delay=settings.PROVIDER_RETRY_BASE_DELAY)
+        return cls(
+            max_retries=settings.PROVIDER_MAX_RETRIES,
+            base_delay=settings.PROVIDER_RETRY_BASE_DELAY,
+            first_token_budget=settings.FIRST_TOKEN_BUDGET_SECONDS,
+        )
 
     def delay(self, attempt: int, retry_after: float | None) -> float | None:
         """Seconds to wait before retry `attempt` (0-based), or None: do not retry here."""
@@ -87,11 +104,14 @@ class RoutedStream:
         self.served_by: Candidate | None = None
         self.attempts: list[tuple[str, ErrorCode]] = []
         self._sleep = sleep
+        self._budget_ends = math.inf  # the loop time the first event is due by
+        self._untried = len(route.candidates)  # providers not yet tried, the current one included
 
-    def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncGenerator[Event, None]:
+        # A generator, so a caller that stops reading early can close it (and the HTTP response).
         return self._events()
 
-    async def _events(self) -> AsyncIterator[Event]:
+    async def _events(self) -> AsyncGenerator[Event, None]:
         try:
             async for event in self._first_answering():
                 yield event
@@ -100,11 +120,16 @@ class RoutedStream:
                 await route_release(self.route)
 
     async def _first_answering(self) -> AsyncIterator[Event]:
-        last_error = ProviderError(ErrorCode.PROVIDER_UNAVAILABLE)
-        for candidate in self.route.candidates:
+        last_error: ProviderError | None = None
+        self._budget_ends = asyncio.get_running_loop().time() + self.retry.first_token_budget
+        for position, candidate in enumerate(self.route.candidates):
+            self._untried = len(self.route.candidates) - position
             if not breaker_allows(candidate.provider, self.breaker):
                 self.attempts.append((candidate.provider, ErrorCode.PROVIDER_UNAVAILABLE))
+                last_error = last_error or ProviderError(ErrorCode.PROVIDER_UNAVAILABLE)
                 continue
+            if self._budget_left() <= 0:
+                break  # the budget went on backoff and failures: no provider gets a try now
             try:
                 async for event in self._from(candidate):
                     yield event
@@ -113,13 +138,25 @@ class RoutedStream:
                 if self.served_by is not None or error.code not in FAILOVER_CODES:
                     raise
                 last_error = error
-        raise last_error
+        raise last_error or ProviderError(ErrorCode.TIMEOUT)
+
+    def _budget_left(self) -> float:
+        return self._budget_ends - asyncio.get_running_loop().time()
+
+    def _endpoint(self, candidate: Candidate) -> Endpoint:
+        """The candidate's endpoint with its first-token timeout cut to this attempt's share of
+        the budget (no endless budget changes nothing)."""
+        share = self._budget_left() / self._untried
+        timeouts = candidate.endpoint.timeouts
+        if share >= timeouts.first_token:
+            return candidate.endpoint
+        return dataclasses.replace(candidate.endpoint, timeouts=dataclasses.replace(timeouts, first_token=share))
 
     async def _from(self, candidate: Candidate) -> AsyncIterator[Event]:
         request = dataclasses.replace(self.request, model=candidate.provider_model_id)
         attempt = 0
         while True:
-            adapter = adapter_for(candidate.protocol, candidate.endpoint)
+            adapter = adapter_for(candidate.protocol, self._endpoint(candidate))
             try:
                 async for event in adapter.stream(request):
                     if self.served_by is None:
@@ -129,10 +166,15 @@ class RoutedStream:
                 self.attempts.append((candidate.provider, error.code))
                 if error.code in BREAKER_CODES:
                     breaker_record_failure(candidate.provider, self.breaker)
-                if self.served_by is not None or not error.retryable or attempt >= self.retry.max_retries:
+                if (
+                    self.served_by is not None
+                    or not error.retryable
+                    or error.code in FAILOVER_AT_ONCE
+                    or attempt >= self.retry.max_retries
+                ):
                     raise
                 wait = self.retry.delay(attempt, error.retry_after)
-                if wait is None:
+                if wait is None or wait >= self._budget_left():
                     raise
                 attempt += 1
                 await self._sleep(wait)

@@ -10,8 +10,11 @@ import time
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
+
 from chat.fanout import fanout
 from chat.generation.finish import reply_finish
+from chat.generation.limits import CharBudget, reply_too_slow, tokens_left
 from chat.generation.pool import sync_db
 from chat.generation.prepare import Prepared, generation_prepare
 from chat.generation.watch import HEARTBEAT_PREFIX, HEARTBEAT_SECONDS, RUNNING, watchers_ensure
@@ -21,7 +24,7 @@ from chat.models import Status
 from chat.reply import Reply
 from chat.streambuffer import Coalescer, stream_buffer
 from chat.tools import ToolContext, tool_call_run
-from providers.contract import ChatRequest, ErrorCode, ProviderError
+from providers.contract import ChatRequest, ErrorCode, Finish, FinishReason, ProviderError
 
 logger = logging.getLogger(__name__)
 
@@ -49,23 +52,45 @@ async def generation_start(
     return task
 
 
-async def _model_call(prepared: Prepared, request: ChatRequest, reply: Reply, coalescer: Coalescer) -> None:
-    """Stream one model call into the reply."""
+async def _model_call(
+    prepared: Prepared, request: ChatRequest, reply: Reply, coalescer: Coalescer, chars: CharBudget
+) -> None:
+    """Stream one model call into the reply. Past the reply's character budget the stream is
+    closed (the provider's connection with it) and the call ends as one cut at its length limit."""
     from providers.resilience import RoutedStream
 
     stream = RoutedStream(prepared.route, request, release_route=False)
-    async for event in stream:
-        if reply.first_token_at is None:
-            # Nothing is awaited before the first token goes out; the provider is saved at the end.
-            reply.first_token_at = time.monotonic()
-            reply.provider = stream.served_by.provider if stream.served_by is not None else ""
-        frame = reply.frame_for(event)
-        if frame is not None:
-            await coalescer.add(frame)
+    async with contextlib.aclosing(aiter(stream)) as events:
+        async for event in events:
+            if reply.first_token_at is None:
+                # Nothing is awaited before the first token goes out; the provider is saved at the end.
+                reply.first_token_at = time.monotonic()
+                reply.provider = stream.served_by.provider if stream.served_by is not None else ""
+            kept = chars.take(event)
+            frame = reply.frame_for(kept) if kept is not None else None
+            if frame is not None:
+                await coalescer.add(frame)
+            if chars.spent:
+                reply.frame_for(Finish(FinishReason.LENGTH))
+                return
 
 
 async def _tool_loop(message_id: str, prepared: Prepared, reply: Reply, coalescer: Coalescer) -> None:
-    """Call the model; while it asks for tools (and calls are left), run them and call it again."""
+    """The model calls and tools of one reply, cut at the reply's wall-time limit."""
+    limit = settings.REPLY_MAX_SECONDS
+    deadline = asyncio.timeout(limit)
+    try:
+        async with deadline:
+            await _calls(message_id, prepared, reply, coalescer)
+    except TimeoutError:
+        if not deadline.expired():  # a TimeoutError of something inside, not this limit's
+            raise
+        raise reply_too_slow(limit) from None
+
+
+async def _calls(message_id: str, prepared: Prepared, reply: Reply, coalescer: Coalescer) -> None:
+    """Call the model; while it asks for tools (and calls, output tokens and characters are
+    left), run them and call it again."""
     context = ToolContext(
         user_id=prepared.user_id,
         chat_id=prepared.chat_id,
@@ -74,16 +99,25 @@ async def _tool_loop(message_id: str, prepared: Prepared, reply: Reply, coalesce
         emit=coalescer.add,
     )
     request = prepared.request
+    chars = CharBudget.from_settings()
     for call_number in range(1, MAX_MODEL_CALLS + 1):
-        await _model_call(prepared, request, reply, coalescer)
+        await _model_call(prepared, request, reply, coalescer, chars)
         calls = reply.step_calls()
-        if not calls or call_number == MAX_MODEL_CALLS:
-            return  # calls left unanswered at the limit are dropped from later prompts
+        if chars.spent or not calls or call_number == MAX_MODEL_CALLS:
+            # Calls left unanswered (at the limit, or cut off mid-arguments) are dropped from
+            # later prompts.
+            return
         for call in calls:
             result = await tool_call_run(call, context)
             await coalescer.add(reply.result_add(call, text=result.content, error=result.error, data=result.data))
-        request = dataclasses.replace(request, messages=request.messages + tuple(reply.step_messages()))
+        messages = request.messages + tuple(reply.step_messages())
         reply.step_begin()
+        # The calls of one reply share the model's max output between them.
+        left = tokens_left(prepared.request.max_tokens, reply.usage.output_tokens)
+        if left is not None and left <= 0:
+            reply.frame_for(Finish(FinishReason.LENGTH))
+            return
+        request = dataclasses.replace(request, messages=messages, max_tokens=left)
 
 
 async def _generate(message_id: str, route: Any = None, prepared: Prepared | None = None) -> None:

@@ -83,9 +83,9 @@ async def test_a_provider_failure_keeps_the_partial_text_and_says_why(openai_fak
     await (await generation_start(reply_id))
     frames = await _frames(reply_id)
     assert frames[-1]["status"] == "error"
-    assert frames[-1]["error"]["code"] == "provider_unavailable"
+    assert frames[-1]["error"]["code"] == "provider_disconnected"
     saved = await _message(reply_id)
-    assert (saved.status, saved.text, saved.error_code) == (Status.ERROR, "Half an ", "provider_unavailable")
+    assert (saved.status, saved.text, saved.error_code) == (Status.ERROR, "Half an ", "provider_disconnected")
 
 
 async def test_a_stop_flag_from_another_process_stops_the_generation(openai_fake: OpenAIServer) -> None:
@@ -387,7 +387,7 @@ def _tree_entry(chat_id: str, message_id: str) -> dict[str, Any]:
     ("script", "status", "error_code"),
     [
         (reply(Say("Saved "), Say("words."), Count(7, 2)), "complete", ""),
-        (reply(Say("Half "), Say("an "), Say("answer"), drop_after=2), "error", "provider_unavailable"),
+        (reply(Say("Half "), Say("an "), Say("answer"), drop_after=2), "error", "provider_disconnected"),
     ],
 )
 async def test_the_done_frame_carries_the_saved_reply_as_the_chats_tree_holds_it(

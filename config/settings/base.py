@@ -279,3 +279,15 @@ ARBOR_PORT = env.int("ARBOR_PORT", default=8000)
 # runs one event loop, so uses one core. Empty counts as unset, so compose can pass
 # `${WEB_PROCESSES:-}` through to every container.
 WEB_PROCESSES = env.int("WEB_PROCESSES") if env.str("WEB_PROCESSES", default="") else (os.cpu_count() or 1)
+
+# --- Reply limits (every reply, whatever its provider does) -------------------------------------
+# Seconds from a model call's start to its first event, over every retry, backoff and failover:
+# each attempt gets its share of what is left, split among the providers not yet tried.
+FIRST_TOKEN_BUDGET_SECONDS = env.float("FIRST_TOKEN_BUDGET_SECONDS", default=60.0)
+# A reply (all its model calls and tools) is cut after this many seconds: saved with its text as
+# an error, `timeout`.
+REPLY_MAX_SECONDS = env.float("REPLY_MAX_SECONDS", default=600.0)
+# A reply is cut after this many characters of output (text, reasoning and tool arguments):
+# saved with its text as complete, finish reason `length`. Output tokens are capped apart, by the
+# model's max output sent with every call.
+REPLY_MAX_CHARS = env.int("REPLY_MAX_CHARS", default=300_000)

@@ -10,9 +10,9 @@ Stream: the SDK sends the request and raises the HTTP status errors; the event s
 read here (`providers.adapters.sse` and orjson, into plain dicts), as the SDK's typed event
 objects cost several times the rest of a token's path. Events are translated one by one; tool
 calls are numbered by their order among tool calls (not by content block index), and one `Usage`
-then one `Finish` are yielded at `message_stop`. A stream that ends before `message_stop` was
-cut off and raises PROVIDER_UNAVAILABLE. The SDK never retries (`max_retries=0`): retries and
-failover happen above the adapter, where the route is known.
+then one `Finish` are yielded at `message_stop`. A stream whose body ends or whose connection
+drops before `message_stop` was cut off and raises PROVIDER_DISCONNECTED. The SDK never retries
+(`max_retries=0`): retries and failover happen above the adapter, where the route is known.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import orjson
 from providers.adapters.base import Adapter
 from providers.adapters.clients import shared_http_client
 from providers.adapters.sse import ServerSentEvent, SSEDecoder
-from providers.adapters.wire import arguments_object, retry_after_header
+from providers.adapters.wire import arguments_object, connection_lost, retry_after_header
 from providers.contract import (
     ChatMessage,
     ChatRequest,
@@ -97,15 +97,19 @@ class AnthropicAdapter(Adapter):
                     contextlib.aclosing(response.http_response.aiter_bytes()) as chunks,
                 ):
                     translation = _Translation(response.http_response)
-                    async for chunk in chunks:
-                        for event in translation.feed(chunk):
-                            yield event
+                    try:
+                        async for chunk in chunks:
+                            for event in translation.feed(chunk):
+                                yield event
+                    except (httpx2.HTTPError, httpx2.StreamError) as error:
+                        if not connection_lost(error):  # a dropped connection is judged below
+                            raise
                     for event in translation.end():
                         yield event
             except (anthropic.AnthropicError, httpx2.HTTPError, httpx2.StreamError, ValueError) as error:
                 raise provider_error(error, provider=self.endpoint.provider) from None
-        if not translation.stopped:  # the body ended cleanly but before message_stop: a cut-off reply
-            raise ProviderError(ErrorCode.PROVIDER_UNAVAILABLE, provider=self.endpoint.provider)
+        if not translation.stopped:  # the body ended or dropped before message_stop: a cut-off reply
+            raise ProviderError(ErrorCode.PROVIDER_DISCONNECTED, provider=self.endpoint.provider)
 
     async def list_models(self) -> list[str]:
         async with self._client() as client:

@@ -10,7 +10,8 @@ names): older models refuse a thinking config.
 Stream: every chunk is a whole `GenerateContentResponse`. Gemini sends a function call whole,
 so each becomes ToolCallStart, one ToolCallDelta (the args as JSON) and ToolCallEnd. Usage
 arrives on every chunk and only the last counts: one `Usage`, then one `Finish`, end the
-stream. A stream that ends without a finish reason was cut off and raises PROVIDER_UNAVAILABLE.
+stream. A stream whose body ends or whose connection drops before a finish reason was cut off
+and raises PROVIDER_DISCONNECTED.
 The SDK never retries (`attempts=1`): retries and failover happen above the adapter.
 """
 
@@ -33,7 +34,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from providers.adapters.base import Adapter
-from providers.adapters.wire import arguments_object, retry_after_header
+from providers.adapters.wire import arguments_object, connection_lost, retry_after_header
 from providers.contract import (
     ChatMessage,
     ChatRequest,
@@ -109,17 +110,23 @@ class GoogleAdapter(Adapter):
             raise ProviderError(ErrorCode.BAD_REQUEST, provider=self.endpoint.provider) from None
         translation = _Translation()
         async with self._client() as client:
+            # A chunk came: the request was taken, so a lost connection now cuts the reply off.
+            # (The SDK sends the request lazily, at the first read: before a chunk, a transport
+            # error may be one of connecting.)
+            streaming = False
             try:
                 stream = await client.aio.models.generate_content_stream(
                     model=request.model, contents=contents, config=generation_config(request)
                 )
                 async for response in stream:
+                    streaming = True
                     for event in translation.read(response):
                         yield event
             except (genai_errors.APIError, httpx2.HTTPError, httpx2.StreamError, ValueError) as error:
-                raise provider_error(error, provider=self.endpoint.provider) from None
-        if translation.finish is None:  # the body ended cleanly but before a finish reason
-            raise ProviderError(ErrorCode.PROVIDER_UNAVAILABLE, provider=self.endpoint.provider)
+                if not (streaming and connection_lost(error)):  # a dropped connection is judged below
+                    raise provider_error(error, provider=self.endpoint.provider) from None
+        if translation.finish is None:  # the body ended or dropped before a finish reason
+            raise ProviderError(ErrorCode.PROVIDER_DISCONNECTED, provider=self.endpoint.provider)
         yield translation.usage
         yield Finish(reason=translation.finish)
 

@@ -8,8 +8,9 @@ tool calls without ids; usage on any chunk.
 The SDK builds the request (auth, base URL, headers) and raises the HTTP status errors, but the
 event stream is read here (`providers.adapters.sse` and orjson, into plain dicts): the SDK's typed
 chunk objects cost about 100 µs of CPU per token, several times the rest of the path. A stream
-must end with a finish reason or `[DONE]`; one that closes before either was cut off and raises
-PROVIDER_UNAVAILABLE.
+must end with a finish reason or `[DONE]`; one whose body ends or whose connection drops before
+either was cut off and raises PROVIDER_DISCONNECTED (a drop after the finish reason loses only
+what follows it: the reply ends as finished).
 
 The SDK never retries (`max_retries=0`): retries and failover happen above the adapter, where
 the other providers are known. Every SDK error becomes a `ProviderError` with the user-safe
@@ -35,7 +36,7 @@ import orjson
 from providers.adapters.base import Adapter
 from providers.adapters.clients import shared_http_client
 from providers.adapters.sse import SSEDecoder
-from providers.adapters.wire import retry_after_header
+from providers.adapters.wire import connection_lost, retry_after_header
 from providers.contract import (
     ChatMessage,
     ChatRequest,
@@ -73,7 +74,6 @@ CONTEXT_HINTS = ("context_length", "context length", "context window", "maximum 
 FILTER_CODES = {"content_filter", "content_policy_violation"}
 QUOTA_CODES = {"insufficient_quota"}
 OUT_OF_CREDIT = "The provider account has run out of credit."
-CUT_OFF = "The provider's stream ended before it finished."
 # How long the body's end is awaited after [DONE] (the SDK's own figure): long enough for the
 # closing bytes that let the connection be reused, short enough not to hold the reply up.
 DRAIN_SECONDS = 0.1
@@ -109,12 +109,19 @@ class OpenAIAdapter(Adapter):
                 completions.create(**_untransformed(request_body(request))) as response,
                 contextlib.aclosing(response.http_response.aiter_bytes()) as chunks,
             ):
-                async for chunk in chunks:
-                    for event in state.feed(chunk):
-                        yield event
-                    if state.done:
-                        await _finish_body(chunks)
-                        break
+                try:
+                    async for chunk in chunks:
+                        for event in state.feed(chunk):
+                            yield event
+                        if state.done:
+                            await _finish_body(chunks)
+                            break
+                except (httpx2.HTTPError, httpx2.StreamError) as error:
+                    # The connection went away mid-body: after the finish reason only usage was
+                    # lost, before it the reply was cut off (`end` says so).
+                    if not connection_lost(error):
+                        raise
+                    logger.info("openai adapter: the connection dropped mid-stream (%s)", type(error).__name__)
                 for event in state.end():
                     yield event
         except (openai.OpenAIError, httpx2.HTTPError, httpx2.StreamError, ValueError) as error:
@@ -275,7 +282,7 @@ class _StreamState:
                 events.extend(self._data(sse.data))
         if not self.terminal:
             logger.info("openai adapter: the stream ended with no finish reason and no [DONE]")
-            raise ProviderError(ErrorCode.PROVIDER_UNAVAILABLE, CUT_OFF, provider=self.provider)
+            raise ProviderError(ErrorCode.PROVIDER_DISCONNECTED, provider=self.provider)
         events.extend(self._close_open_parts())
         if self.usage is not None:
             events.append(self.usage)

@@ -1,4 +1,5 @@
-"""Small readings every adapter needs from its vendor's wire: Retry-After, and tool arguments."""
+"""Small readings every adapter needs from its vendor's wire: Retry-After, tool arguments, and
+whether a failed read was the connection going away."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+import httpx2
 
 
 def retry_after_header(value: str | None) -> float | None:
@@ -32,3 +35,9 @@ def arguments_object(arguments: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether a read of a response body failed because the connection went away (reset, closed
+    mid-chunk), not because it timed out, could not connect or sent something unreadable."""
+    return isinstance(error, httpx2.ReadError | httpx2.RemoteProtocolError)

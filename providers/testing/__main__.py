@@ -5,7 +5,9 @@ reply at a steady pace: for the benchmarks, and to try Arbor with no key and no 
     OPENAI_API_KEY=sk-fake OPENAI_BASE_URL=http://127.0.0.1:9100/v1 make run
 
 A prompt that says "reply in N tokens" gets N words instead (the benchmark's one-token turns), and
-"reply at once in N tokens" gets them as fast as the server writes them.
+"reply at once in N tokens" gets them as fast as the server writes them. A prompt whose last
+message says `fault:<name>` (or every request, with `--fault <name>`) gets that fault: endless,
+drop, cut, stall-first, stall, malformed, 429 or 500 (`providers.testing.base.FAULTS`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ import threading
 
 from django.utils.module_loading import import_string
 
-from providers.testing.base import Behaviour, Count, End, FakeVendorServer, RecordedRequest, Reply, Say
+from providers.testing.base import (
+    FAULTS,
+    Behaviour,
+    Count,
+    End,
+    FakeVendorServer,
+    RecordedRequest,
+    Reply,
+    Say,
+    with_fault,
+)
 
 SERVERS = {
     "openai": "providers.testing.openai_server.OpenAIServer",
@@ -44,7 +56,8 @@ def sized_by_prompt(server: FakeVendorServer, rate: float) -> None:
         asked = SIZED.search(json.dumps(request.body)) if request.body else None
         if asked is None:
             return default(request)
-        return steady_reply(int(asked.group(2)), 0.0 if asked.group(1) else rate)
+        sized = steady_reply(int(asked.group(2)), 0.0 if asked.group(1) else rate)
+        return with_fault(sized, server.fault_for(request))
 
     server.behaviour_for = behaviour_for  # type: ignore[method-assign]
 
@@ -55,8 +68,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="0: any free port (printed)")
     parser.add_argument("--tokens", type=int, default=300, help="words per reply")
     parser.add_argument("--rate", type=float, default=30.0, help="words per second (0: as fast as possible)")
+    parser.add_argument("--fault", choices=sorted(FAULTS), help="bend every reply by this fault")
     options = parser.parse_args()
     server = import_string(SERVERS[options.vendor])(port=options.port)
+    server.fault = options.fault
     server.default_reply = steady_reply(options.tokens, options.rate)
     sized_by_prompt(server, options.rate)
     server.start()

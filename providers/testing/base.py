@@ -3,11 +3,18 @@
 A server runs in a background thread (so sync and async tests can both use it), answers each
 request with the next scripted behaviour (or its default reply), and records every request.
 Subclasses say how requests route and how events are written on their wire.
+
+Named faults (`FAULTS`) bend whatever a request would get, on every wire: set `server.fault`, or
+write `fault:<name>` in the last message of a prompt (for the fault suite, and to try a running
+Arbor against `python -m providers.testing`). A scripted `Fail` is never bent.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
+import re
 import socket
 import sys
 import threading
@@ -75,6 +82,9 @@ class Reply:
     cut_after: int | None = None
     stall_after: int | None = None  # send nothing more after this many events, keep the connection
     malformed_at: int | None = None  # send a chunk that does not parse at this position
+    # Never finish: after the events (End left out) the same text chunk follows forever, until the
+    # client hangs up or the server stops (a vendor that ignores max_tokens, a looping local model).
+    endless: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,8 @@ class Fail:
 
 
 Behaviour = Reply | Fail
+
+ENDLESS_TEXT = "on and on "
 
 
 def reply(*events: ScriptEvent, **faults: Any) -> Reply:
@@ -104,6 +116,45 @@ class RecordedRequest:
     body: Any  # parsed JSON, or None
 
 
+# --- Named faults ------------------------------------------------------------------------------
+def _midway(reply: Reply) -> int:
+    """A position past the first event and before the end: where a mid-reply fault strikes."""
+    return max(1, len(reply.events) // 2)
+
+
+FAULTS: dict[str, Callable[[Reply], Behaviour]] = {
+    "endless": lambda reply: dataclasses.replace(reply, endless=True),
+    # The connection reset half-way: no finish, no [DONE] / message_stop.
+    "drop": lambda reply: dataclasses.replace(reply, drop_after=_midway(reply)),
+    # The body ends cleanly half-way: a complete HTTP response without the reply's terminal event.
+    "cut": lambda reply: dataclasses.replace(reply, cut_after=_midway(reply)),
+    "stall-first": lambda reply: dataclasses.replace(reply, stall_after=0),
+    "stall": lambda reply: dataclasses.replace(reply, stall_after=_midway(reply)),
+    "malformed": lambda reply: dataclasses.replace(reply, malformed_at=_midway(reply)),
+    "429": lambda reply: Fail(429, "fake rate limit", retry_after=1),
+    "500": lambda reply: Fail(500, "fake server error"),
+}
+_FAULT_IN_PROMPT = re.compile(r"\bfault:(" + "|".join(re.escape(name) for name in FAULTS) + r")(?![\w-])")
+
+
+def fault_in_prompt(request: RecordedRequest) -> str | None:
+    """The fault the request's last message names (`fault:drop`), on any vendor's body shape.
+    Only the last message: a fault named earlier in a chat does not haunt its later turns."""
+    body = request.body if isinstance(request.body, dict) else {}
+    messages = body.get("messages") or body.get("contents")
+    if not isinstance(messages, list) or not messages:
+        return None
+    named = _FAULT_IN_PROMPT.search(json.dumps(messages[-1]))
+    return named.group(1) if named else None
+
+
+def with_fault(behaviour: Behaviour, fault: str | None) -> Behaviour:
+    """`behaviour` bent by the named fault (a failure stays as it is)."""
+    if fault is None or isinstance(behaviour, Fail):
+        return behaviour
+    return FAULTS[fault](behaviour)
+
+
 # --- The server --------------------------------------------------------------------------------
 class FakeVendorServer:
     """Subclasses set `name` and implement `route`, `stream_chunks`, `malformed_chunk`,
@@ -118,6 +169,8 @@ class FakeVendorServer:
         self.port = port
         self.behaviours: deque[Behaviour] = deque()
         self.requests: list[RecordedRequest] = []
+        # A name in FAULTS: every streamed answer is bent by it (a prompt's `fault:<name>` wins).
+        self.fault: str | None = None
         # Wire chunks of every streamed reply pass through this when set: tests of a client's
         # parsing bend the wire itself (a missing [DONE], an error event, trailing bytes).
         self.rewrite: Callable[[list[bytes]], list[bytes]] | None = None
@@ -134,9 +187,13 @@ class FakeVendorServer:
         return self.behaviours.popleft() if self.behaviours else self.default_reply
 
     def behaviour_for(self, request: RecordedRequest) -> Behaviour:
-        """What answers `request`: the next scripted behaviour. A subclass may look at the request
-        (the benchmark's server sizes each reply by what the prompt asks for)."""
-        return self.next_behaviour()
+        """What answers `request`: the next scripted behaviour, bent by the fault the prompt or
+        the server names. A subclass may look at the request (the benchmark's server sizes each
+        reply by what the prompt asks for)."""
+        return with_fault(self.next_behaviour(), self.fault_for(request))
+
+    def fault_for(self, request: RecordedRequest) -> str | None:
+        return fault_in_prompt(request) or self.fault
 
     # Vendor specifics ---------------------------------------------------------------------
     def route(self, method: str, path: str) -> str | None:
@@ -236,6 +293,9 @@ class FakeVendorServer:
         handler.send_header("Cache-Control", "no-cache")
         handler.end_headers()
         for position, chunk in enumerate(self._with_faults(reply, request)):
+            if self._stopping.is_set():  # an endless reply outlives no server
+                _drop(handler)
+                return
             if chunk is _DROP:
                 _drop(handler)
                 return
@@ -253,9 +313,13 @@ class FakeVendorServer:
         handler.wfile.flush()
 
     def _with_faults(self, reply: Reply, request: RecordedRequest) -> Iterator[bytes | object]:
-        chunks = self.stream_chunks(reply.events, request)
-        if self.rewrite is not None:
-            chunks = self.rewrite(chunks)
+        chunks: list[bytes] | Iterator[bytes]
+        if reply.endless:
+            chunks = self._endless_chunks(reply, request)
+        else:
+            chunks = self.stream_chunks(reply.events, request)
+            if self.rewrite is not None:
+                chunks = self.rewrite(chunks)
         for position, chunk in enumerate(chunks):
             if reply.malformed_at == position:
                 yield self.malformed_chunk()
@@ -266,8 +330,21 @@ class FakeVendorServer:
             if reply.stall_after == position:
                 yield _STALL
             yield chunk
-        if reply.drop_after is not None and reply.drop_after >= len(chunks):
+        if reply.drop_after is not None and isinstance(chunks, list) and reply.drop_after >= len(chunks):
             yield _DROP
+
+    def _endless_chunks(self, reply: Reply, request: RecordedRequest) -> Iterator[bytes]:
+        """The reply's events without its end, then one text chunk over and over. Rendered by the
+        vendor's own `stream_chunks` (two filler events, so the repeated one is a middle chunk: a
+        block already open, no role, nothing that only a first chunk carries); the closing chunks
+        are never sent."""
+        events = tuple(event for event in reply.events if not isinstance(event, End))
+        filler = Say(ENDLESS_TEXT)
+        chunks = self.stream_chunks((*events, filler, filler), request)
+        if self.rewrite is not None:
+            chunks = self.rewrite(chunks)
+        head, again = chunks[: len(events) + 1], chunks[len(events) + 1]
+        return itertools.chain(head, itertools.repeat(again))
 
 
 _DROP = object()
@@ -321,6 +398,8 @@ def sse(payload: Any, event: str | None = None) -> bytes:
 
 
 __all__ = [
+    "ENDLESS_TEXT",
+    "FAULTS",
     "Behaviour",
     "Call",
     "Count",
@@ -332,6 +411,8 @@ __all__ = [
     "Say",
     "ScriptEvent",
     "Think",
+    "fault_in_prompt",
     "reply",
     "sse",
+    "with_fault",
 ]

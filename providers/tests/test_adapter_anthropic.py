@@ -313,10 +313,10 @@ async def test_a_connection_dropped_mid_stream_raises_after_the_partial_events(s
 
     assert events == [TextDelta("one"), TextDelta(" two")]
     assert error is not None
-    assert error.code is ErrorCode.PROVIDER_UNAVAILABLE
+    assert error.code is ErrorCode.PROVIDER_DISCONNECTED
 
 
-async def test_a_stream_cut_before_message_stop_raises_unavailable(server: AnthropicServer) -> None:
+async def test_a_stream_cut_before_message_stop_raises_disconnected(server: AnthropicServer) -> None:
     events_before_stop = (Say("All of it"), Count(3, 3), End())
     server.script(reply(*events_before_stop, drop_after=len(events_before_stop)))
 
@@ -324,7 +324,7 @@ async def test_a_stream_cut_before_message_stop_raises_unavailable(server: Anthr
 
     assert events == [TextDelta("All of it")]
     assert error is not None
-    assert error.code is ErrorCode.PROVIDER_UNAVAILABLE
+    assert (error.code, error.retryable) == (ErrorCode.PROVIDER_DISCONNECTED, True)
 
 
 async def test_a_malformed_chunk_raises_unavailable(server: AnthropicServer) -> None:

@@ -65,7 +65,7 @@ async def test_a_body_that_ends_cleanly_before_message_stop_is_a_cut_off_reply(
     server.script(reply(Say("one"), Say(" two"), Say(" three"), Count(3, 3), cut_after=2))
     seen: list[Event] = []
     error = await error_of(adapter, seen)
-    assert (seen, error.code) == ([TextDelta("one"), TextDelta(" two")], ErrorCode.PROVIDER_UNAVAILABLE)
+    assert (seen, error.code) == ([TextDelta("one"), TextDelta(" two")], ErrorCode.PROVIDER_DISCONNECTED)
 
 
 def error_event_after_first_chunk(data: bytes) -> Rewrite:

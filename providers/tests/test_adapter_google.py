@@ -308,23 +308,33 @@ async def test_the_sdk_does_not_retry_by_itself(server: GeminiServer, adapter: G
 
 
 @pytest.mark.parametrize(
-    "broken",
+    ("broken", "code"),
     [
-        pytest.param(reply(Say("Once upon"), Say(" a time"), drop_after=1), id="dropped connection"),
-        pytest.param(reply(Say("Once upon"), Say(" a time"), malformed_at=1), id="malformed chunk"),
-        pytest.param(Reply(events=(Say("Once upon"), StreamError(503))), id="error chunk"),
-        pytest.param(Reply(events=(Say("Once upon"),)), id="no finish reason"),
+        pytest.param(
+            reply(Say("Once upon"), Say(" a time"), drop_after=1),
+            ErrorCode.PROVIDER_DISCONNECTED,
+            id="dropped connection",
+        ),
+        pytest.param(
+            reply(Say("Once upon"), Say(" a time"), malformed_at=1),
+            ErrorCode.PROVIDER_UNAVAILABLE,
+            id="malformed chunk",
+        ),
+        pytest.param(
+            Reply(events=(Say("Once upon"), StreamError(503))), ErrorCode.PROVIDER_UNAVAILABLE, id="error chunk"
+        ),
+        pytest.param(Reply(events=(Say("Once upon"),)), ErrorCode.PROVIDER_DISCONNECTED, id="no finish reason"),
     ],
 )
-async def test_a_stream_broken_midway_is_unavailable_after_the_events_already_yielded(
-    server: GeminiServer, adapter: GoogleAdapter, broken: Reply
+async def test_a_stream_broken_midway_fails_after_the_events_already_yielded(
+    server: GeminiServer, adapter: GoogleAdapter, broken: Reply, code: ErrorCode
 ) -> None:
     server.script(broken)
 
     events, error = await partial_stream(adapter)
 
     assert events == [TextDelta("Once upon")]
-    assert (error.code, error.retryable) == (ErrorCode.PROVIDER_UNAVAILABLE, True)
+    assert (error.code, error.retryable) == (code, True)
 
 
 async def test_a_stalled_stream_times_out_after_the_idle_timeout(server: GeminiServer) -> None:

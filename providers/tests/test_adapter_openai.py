@@ -383,7 +383,7 @@ async def test_a_connection_dropped_mid_stream_fails_after_the_partial_text(
     seen: list[Event] = []
     error = await error_of(adapter, ask(), seen)
     assert seen == [TextDelta("Hel"), TextDelta("lo")]
-    assert error.code == ErrorCode.PROVIDER_UNAVAILABLE
+    assert error.code == ErrorCode.PROVIDER_DISCONNECTED
     assert error.retryable
 
 

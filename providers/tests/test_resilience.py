@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -154,7 +155,7 @@ async def test_after_the_first_token_an_error_is_reported_and_nothing_is_retried
     with pytest.raises(ProviderError) as caught:
         async for event in stream:
             received.append(event)
-    assert caught.value.code == ErrorCode.PROVIDER_UNAVAILABLE
+    assert caught.value.code == ErrorCode.PROVIDER_DISCONNECTED
     assert "".join(event.text for event in received if isinstance(event, TextDelta)) == "Partial answer "
     assert len(primary.requests) == 1
     assert backup.requests == []
@@ -263,3 +264,69 @@ async def test_each_vendors_failures_open_the_breaker_and_a_good_probe_closes_it
     await _text(probe)
     assert probe.served_by.provider == "first"  # type: ignore[union-attr]
     assert breaker_state("first") == BreakerState.CLOSED
+
+
+# --- One budget before the first token ----------------------------------------------------------
+def _budget(seconds: float, *, base_delay: float = 0.01) -> RetryPolicy:
+    return RetryPolicy(max_retries=2, base_delay=base_delay, first_token_budget=seconds)
+
+
+def _patient(candidate: Candidate) -> Candidate:
+    """The candidate with a ten-minute first-token timeout: only the budget can end a stall."""
+    endpoint = dataclasses.replace(candidate.endpoint, timeouts=Timeouts(connect=2, first_token=600, idle=600))
+    return dataclasses.replace(candidate, endpoint=endpoint)
+
+
+@pytest.mark.timeout(60)
+async def test_a_provider_that_never_sends_a_first_token_fails_over_within_one_budget_and_is_not_retried(
+    vendor: tuple[str, object, object],
+) -> None:
+    protocol, stalling, healthy = vendor
+    stalling.fault = "stall-first"  # type: ignore[attr-defined]
+    healthy.script(reply(Say("from the backup")))  # type: ignore[attr-defined]
+    route = _route(
+        _patient(_vendor_candidate(protocol, "first", stalling)),
+        _patient(_vendor_candidate(protocol, "second", healthy)),
+    )
+    sleeps = Sleeps()
+    stream = RoutedStream(route, REQUEST, retry=_budget(1.0), breaker=BREAKER, sleep=sleeps)
+    assert await _text(stream) == "from the backup"
+    assert stream.served_by.provider == "second"  # type: ignore[union-attr]
+    assert len(stalling.requests) == 1  # type: ignore[attr-defined]
+    assert stream.attempts == [("first", ErrorCode.TIMEOUT)]
+    assert sleeps.waits == []
+
+
+@pytest.mark.timeout(60)
+async def test_the_budget_ends_the_wait_for_a_lone_provider_that_stalls(primary: OpenAIServer) -> None:
+    primary.fault = "stall-first"
+    stream = RoutedStream(
+        _route(_patient(_candidate("primary", primary))), REQUEST, retry=_budget(0.5), breaker=BREAKER, sleep=Sleeps()
+    )
+    with pytest.raises(ProviderError) as caught:
+        await _text(stream)
+    assert caught.value.code == ErrorCode.TIMEOUT
+    assert len(primary.requests) == 1
+
+
+async def test_a_backoff_longer_than_the_budget_left_is_not_waited_for(
+    primary: OpenAIServer, backup: OpenAIServer
+) -> None:
+    primary.script(Fail(500), Fail(500), Fail(500))
+    sleeps = Sleeps()
+    route = _route(_candidate("primary", primary), _candidate("backup", backup))
+    stream = RoutedStream(route, REQUEST, retry=_budget(5.0, base_delay=30), breaker=BREAKER, sleep=sleeps)
+    assert await _text(stream) == "Hello from the fake server."
+    assert sleeps.waits == []
+    assert len(primary.requests) == 1
+    assert stream.served_by.provider == "backup"  # type: ignore[union-attr]
+
+
+async def test_a_stream_cut_before_its_first_token_is_retried_on_the_same_provider(
+    primary: OpenAIServer, backup: OpenAIServer
+) -> None:
+    primary.script(reply(Say("never sent"), cut_after=0))
+    stream = _stream(_route(_candidate("primary", primary), _candidate("backup", backup)))
+    assert await _text(stream) == "Hello from the fake server."
+    assert stream.served_by.provider == "primary"  # type: ignore[union-attr]
+    assert stream.attempts == [("primary", ErrorCode.PROVIDER_DISCONNECTED)]
