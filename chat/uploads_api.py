@@ -2,6 +2,10 @@
 
 `POST` stores one image checked by its bytes (`chat.services.uploads`); `GET <id>` serves it to
 its owner only. Same conventions as `chat.api` (session auth, CSRF on the write, JSON errors).
+
+A body far over the limit never gets here under `serve`: the web process refuses it while reading
+(REQUEST_BODY_MAX_BYTES, config.daphne_server). The checks below hold the image to its exact
+limit, and guard under any other server.
 """
 
 from __future__ import annotations

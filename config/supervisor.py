@@ -243,8 +243,9 @@ def child_environment(*, database_url: str, redis_url: str) -> dict[str, str]:
 
 
 def daphne_command(descriptor: int) -> list[str]:
-    """daphne serving the inherited listening socket `descriptor` (it binds nothing itself)."""
-    return [sys.executable, "-m", "daphne", "--fd", str(descriptor), "config.asgi:application"]
+    """daphne serving the inherited listening socket `descriptor` (it binds nothing itself), with
+    request bodies capped while read (config.daphne_server)."""
+    return [sys.executable, "-m", "config.daphne_server", "--fd", str(descriptor), "config.asgi:application"]
 
 
 def worker_command(concurrency: int) -> list[str]:

@@ -279,6 +279,11 @@ ARBOR_PORT = env.int("ARBOR_PORT", default=8000)
 # runs one event loop, so uses one core. Empty counts as unset, so compose can pass
 # `${WEB_PROCESSES:-}` through to every container.
 WEB_PROCESSES = env.int("WEB_PROCESSES") if env.str("WEB_PROCESSES", default="") else (os.cpu_count() or 1)
+# The largest request body a web process reads (config.daphne_server): past it the rest is thrown
+# away unread by the application and the client gets 413, so a process holds at most this much
+# of any one body. The default fits the largest upload, an image of 5 MB, with its multipart
+# framing (chat.uploads_api); Django's own limits (DATA_UPLOAD_MAX_MEMORY_SIZE) apply below it.
+REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=5 * 1024 * 1024 + 64 * 1024)
 
 # --- Reply limits (every reply, whatever its provider does) -------------------------------------
 # Seconds from a model call's start to its first event, over every retry, backoff and failover:

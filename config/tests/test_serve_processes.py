@@ -46,7 +46,7 @@ class Served:
 
     def web_processes(self) -> list[psutil.Process]:
         children = psutil.Process(self.process.pid).children()
-        return [child for child in children if "daphne" in child.cmdline()]
+        return [child for child in children if "daphne" in " ".join(child.cmdline())]
 
 
 @pytest.fixture
@@ -213,7 +213,7 @@ def test_serve_web_only_as_the_image_runs_it_starts_web_processes_and_no_worker(
         assert "password:" not in startup  # no local admin: nothing but the web processes ran
         children = psutil.Process(process.pid).children()
         assert len(children) == 2
-        assert all("daphne" in child.cmdline() for child in children)
+        assert all("daphne" in " ".join(child.cmdline()) for child in children)
         assert _answering_process(f"http://127.0.0.1:{environment['ARBOR_PORT']}") in {child.pid for child in children}
     finally:
         code = _stop_with_ctrl_c(process)
