@@ -24,6 +24,7 @@ from providers.contract import (
     TextDelta,
     Timeouts,
 )
+from providers.testing.__main__ import sized_by_prompt
 from providers.testing.anthropic_server import AnthropicServer
 from providers.testing.base import ENDLESS_TEXT, FakeVendorServer, Say, reply
 from providers.testing.gemini_server import GeminiServer
@@ -132,3 +133,12 @@ async def test_only_the_last_message_names_a_fault(wire: tuple[FakeVendorServer,
     request = _ask(model, "Try fault:500", "Failed.", text="Again, please")
     text = "".join([event.text async for event in adapter.stream(request) if isinstance(event, TextDelta)])
     assert text == "one two three four"
+
+
+async def test_the_standalone_fake_bends_a_reply_sized_by_the_prompt_too() -> None:
+    with OpenAIServer() as server:
+        sized_by_prompt(server, rate=0)
+        adapter = OpenAIAdapter(Endpoint(base_url=server.url + "/v1", api_key="key-test"))
+        text, error = await _partial(adapter, _ask("gpt-4o", text="reply in 10 tokens fault:cut"))
+    assert error.code == ErrorCode.PROVIDER_DISCONNECTED
+    assert text.startswith("token0 ") and "token9" not in text
