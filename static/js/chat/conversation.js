@@ -127,6 +127,9 @@ export class Conversation {
       const error = stream?.done ? stream.error?.message : message.error_message;
       if (status === "error") body.append(el("p", { class: "message-error", role: "alert", text: error || "The reply failed." }));
       if (status === "stopped") body.append(el("p", { class: "message-note", text: "Stopped" }));
+      // A reply cut at its length limit (the model's max output, or the server's) is complete but
+      // not finished: say so, or it reads as a whole answer.
+      if (status === "complete" && message.finish_reason === "length") body.append(el("p", { class: "message-note", text: "Cut off at the length limit" }));
     }
     article.append(body, this.toolbar(message, streaming));
     return article;

@@ -122,6 +122,7 @@ def arbor(tmp_path_factory: pytest.TempPathFactory, fake_openai: KeywordOpenAI) 
         ALLOW_PRIVATE_PROVIDER_URLS="true",
         DEMO_MODEL="off",
         GUEST_CREATE_BURST="1000",  # every test is a new visitor from 127.0.0.1
+        REPLY_MAX_CHARS="20000",  # where an endless reply (`fault:endless`) is cut
         DEBUG="false",
     )
     process = _serve(environment)
