@@ -3,10 +3,12 @@ again and says so, and the other children never stop."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -15,7 +17,6 @@ import pytest
 
 from config.embedded.base import pid_is_alive
 from config.tests.test_serve import (  # noqa: F401 - serve_environment is a fixture
-    _healthz,
     _read_until_ready,
     _serve,
     _stop_with_ctrl_c,
@@ -94,7 +95,7 @@ def test_a_killed_web_process_and_a_killed_worker_are_started_again_while_the_re
 
     worker.kill()
     _wait_for(lambda: [pid for pid in _pids(running, "celery") if pid != worker.pid], "a worker again")
-    assert _healthz(running.base)["status"] == "ok"  # the new worker answers the health check
+    _wait_for(lambda: _healthy(running.base), "the new worker answers the health check")
     assert {survivor.pid, replacement.pid} == set(_pids(running, "daphne"))  # no web process stopped for it
     assert running.said(rf"^worker \(pid {worker.pid}\) exited unexpectedly"), running.output
 
@@ -109,6 +110,14 @@ def test_the_first_login_is_printed_just_before_the_running_line(running: Runnin
     assert "Arbor is running at" in lines[-1]
     # Readiness was asked in-process, not by polling /healthz: no 503 was logged meanwhile.
     assert "Service Unavailable" not in running.startup
+
+
+def _healthy(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=10) as response:
+            return json.load(response)["status"] == "ok"
+    except OSError:  # 503 (an HTTPError) until a worker answers
+        return False
 
 
 def _pids(running: Running, kind: str) -> list[int]:
