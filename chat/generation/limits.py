@@ -4,9 +4,11 @@ A vendor (or an OpenAI-compatible server, or a local model in a loop) may ignore
 it was sent and stream forever; a reply must end anyway, with a clear status and its text kept:
 - output tokens: every model call asks for at most what the reply has left of the model's max
   output (`tokens_left`), so the calls of a tool loop share one allowance;
-- characters: past `REPLY_MAX_CHARS` of output (text, reasoning, tool arguments) the stream is
-  cut, and the reply is `complete` with finish reason `length`, as if the model had hit its
-  max_tokens (which is what an over-long stream is: a length limit reached);
+- characters: past `REPLY_MAX_CHARS` of output (text, reasoning, tool arguments), or past
+  `MAX_CHARS_PER_TOKEN` per token of the model's max output (a vendor that ignores max_tokens:
+  tokens cannot be counted as they stream, characters can), the stream is cut, and the reply is
+  `complete` with finish reason `length`, as if the model had hit its max_tokens (which is what
+  an over-long stream is: a length limit reached);
 - wall time: past `REPLY_MAX_SECONDS` the reply is cut and saved as an error, `timeout`, with a
   message that says so (the model did not finish; no length limit was reached).
 """
@@ -20,6 +22,10 @@ from django.conf import settings
 from providers.contract import ErrorCode, Event, ProviderError, ReasoningDelta, TextDelta, ToolCallDelta
 
 REPLY_TOO_SLOW = "The reply took longer than its {seconds:g}-second limit and was cut off."
+# More characters than any tokenizer writes per token on average (about 4 in English prose, fewer
+# in code and most other languages): a stream past this many per token of the model's max output
+# has outrun the max_tokens it was sent.
+MAX_CHARS_PER_TOKEN = 10
 
 
 def reply_too_slow(seconds: float) -> ProviderError:
@@ -44,8 +50,12 @@ class CharBudget:
         self.spent = False
 
     @classmethod
-    def from_settings(cls) -> CharBudget:
-        return cls(settings.REPLY_MAX_CHARS)
+    def for_reply(cls, max_output_tokens: int | None) -> CharBudget:
+        """The budget of a reply to a model with this max output (None: the setting alone)."""
+        limit = settings.REPLY_MAX_CHARS
+        if max_output_tokens is not None:
+            limit = min(limit, max_output_tokens * MAX_CHARS_PER_TOKEN)
+        return cls(limit)
 
     def take(self, event: Event) -> Event | None:
         """`event` as far as the budget allows, or None when nothing of it fits."""

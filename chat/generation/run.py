@@ -99,7 +99,7 @@ async def _calls(message_id: str, prepared: Prepared, reply: Reply, coalescer: C
         emit=coalescer.add,
     )
     request = prepared.request
-    chars = CharBudget.from_settings()
+    chars = CharBudget.for_reply(request.max_tokens)
     for call_number in range(1, MAX_MODEL_CALLS + 1):
         await _model_call(prepared, request, reply, coalescer, chars)
         calls = reply.step_calls()

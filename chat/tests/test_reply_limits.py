@@ -10,7 +10,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat.generation import generation_start
-from chat.generation.limits import REPLY_TOO_SLOW, CharBudget
+from chat.generation.limits import MAX_CHARS_PER_TOKEN, REPLY_TOO_SLOW, CharBudget
 from chat.models import Status
 from chat.tests.test_generation import _Echo, _frames, _message, _send
 from chat.tools import tools_replaced
@@ -97,6 +97,20 @@ async def test_the_model_calls_of_one_reply_share_the_models_max_output(openai_f
     saved = await _message(reply_id)
     assert (saved.status, saved.finish_reason) == (Status.COMPLETE, "length")
     assert [part["type"] for part in saved.content] == ["tool_call", "tool_result", "tool_call", "tool_result"]
+
+
+@pytest.mark.timeout(120)
+async def test_a_vendor_that_ignores_max_tokens_is_cut_at_ten_characters_a_token_of_the_models_max_output(
+    openai_fake: OpenAIServer,
+) -> None:
+    # The fake never stops at the max_tokens it is sent (as a looping local model would not).
+    _, reply_id = await _send("Go on forever fault:endless", MODEL)
+    await _model_max_output(MODEL, 50)
+    await (await generation_start(reply_id))
+    assert openai_fake.requests[-1].body["max_tokens"] == 50
+    saved = await _message(reply_id)
+    assert (saved.status, saved.finish_reason) == (Status.COMPLETE, "length")
+    assert len(saved.text) == 50 * MAX_CHARS_PER_TOKEN
 
 
 def test_the_character_budget_cuts_the_event_that_passes_it_and_counts_every_kind() -> None:
