@@ -97,6 +97,7 @@ class StreamBuffer:
             decode_responses=True,
             socket_timeout=SOCKET_TIMEOUT_SECONDS,
             max_connections=MAX_CONNECTIONS,
+            driver_info=None,  # no package metadata read, no CLIENT SETINFO per new connection
         )
         self._append = self._redis.register_script(_APPEND_SCRIPT)
         self._pending: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
