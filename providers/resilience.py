@@ -19,8 +19,9 @@ import asyncio
 import dataclasses
 import math
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from django.conf import settings
 
@@ -28,6 +29,8 @@ from providers.adapters import adapter_for
 from providers.breaker import BreakerPolicy, breaker_allows, breaker_record_failure, breaker_record_success
 from providers.contract import ChatRequest, Endpoint, ErrorCode, Event, ProviderError
 from providers.routing import Candidate, Route
+
+T = TypeVar("T")
 
 # Errors that say nothing about the other providers: try the next one.
 FAILOVER_CODES = {
@@ -158,7 +161,7 @@ class RoutedStream:
         while True:
             adapter = adapter_for(candidate.protocol, self._endpoint(candidate))
             try:
-                async for event in adapter.stream(request):
+                async for event in self._attempt(adapter, request, candidate):
                     if self.served_by is None:
                         self.served_by = candidate
                     yield event
@@ -181,3 +184,33 @@ class RoutedStream:
                 continue
             breaker_record_success(candidate.provider)
             return
+
+    def _attempt(self, adapter: Any, request: ChatRequest, candidate: Candidate) -> AsyncIterator[Any]:
+        """One try on one provider: its events."""
+        return adapter.stream(request)
+
+
+class _RoutedCall(RoutedStream):
+    """A call answered at once (an image), tried as a stream of one event: the same retries,
+    failover and breaker as a generation."""
+
+    def __init__(self, route: Route, call: Callable[[Any, Candidate], Awaitable[Any]], **options: Any) -> None:
+        super().__init__(route, ChatRequest(model="", messages=()), release_route=False, **options)
+        self.call = call
+
+    async def _attempt(self, adapter: Any, request: ChatRequest, candidate: Candidate) -> AsyncIterator[Any]:
+        yield await self.call(adapter, candidate)
+
+
+async def routed_call(
+    route: Route, call: Callable[[Any, Candidate], Awaitable[T]], **options: Any
+) -> tuple[T, Candidate]:
+    """`call(adapter, candidate)` on the route's providers in order until one answers, with
+    retries, failover and the breaker as for a stream; its answer and the provider that gave it.
+    Raises the last provider's error (PROVIDER_UNAVAILABLE when none could be tried). The route
+    is not released: it belongs to the caller."""
+    routed = _RoutedCall(route, call, **options)
+    answers = [answer async for answer in routed]  # read to the end: the success is recorded there
+    if not answers or routed.served_by is None:
+        raise ProviderError(ErrorCode.PROVIDER_UNAVAILABLE)
+    return answers[0], routed.served_by

@@ -3,7 +3,8 @@
 Only providers that generate images can draw one. Today that is OpenAI Images (gpt-image-1,
 through `OpenAIAdapter.generate_image`) for a reply whose model OpenAI itself serves (a platform
 key or the user's own OpenAI key); Google Imagen is not wired yet. Any other model is refused with
-a message saying so, as the tool's error result; the chat goes on.
+a message saying so, as the tool's error result; the chat goes on. The call goes through
+`providers.resilience.routed_call`: retries, failover and the breaker, as every model call.
 """
 
 from __future__ import annotations
@@ -37,31 +38,38 @@ class ImageKind(Kind):
         return content
 
     async def make_file(self, *, route: Any, prompt: str) -> tuple[bytes, Any]:
-        """The PNG from the route's first provider that draws, and what it used (a `ModelCall`);
-        KindError when none can, WriteFailed when the provider fails."""
+        """The PNG from the route's providers that draw (in priority order, with retries,
+        failover and the breaker, as a reply's stream), and what it used (a `ModelCall`);
+        KindError when none can, WriteFailed when every one that can failed."""
+        import dataclasses
+
         from artifacts.generation import WriteFailed
-        from providers.adapters import adapter_for
         from providers.contract import ProviderError
+        from providers.resilience import routed_call
         from usage.services import ModelCall
 
-        for candidate in route.candidates:
-            model = IMAGE_MODELS.get(candidate.provider) if candidate.protocol == "openai" else None
-            if model is None:
-                continue
-            started = time.monotonic()
-            try:
-                image, usage = await adapter_for(candidate.protocol, candidate.endpoint).generate_image(  # type: ignore[attr-defined]
-                    prompt, model=model
-                )
-            except ProviderError as error:
-                raise WriteFailed(error.message, str(error.code)) from None
-            total_ms = int((time.monotonic() - started) * 1000)
-            return image, ModelCall(usage=usage, provider=candidate.provider, total_ms=total_ms)
-        raise KindError(
-            f"Pictures cannot be drawn with {route.display_name}: Arbor draws them only through OpenAI's image "
-            "model, for models that OpenAI serves here (Google Imagen is not available yet). Describe the "
-            "picture in words instead, or switch to an OpenAI model."
-        )
+        drawing = tuple(candidate for candidate in route.candidates if _image_model(candidate) is not None)
+        if not drawing:
+            raise KindError(
+                f"Pictures cannot be drawn with {route.display_name}: Arbor draws them only through OpenAI's "
+                "image model, for models that OpenAI serves here (Google Imagen is not available yet). Describe "
+                "the picture in words instead, or switch to an OpenAI model."
+            )
+
+        async def draw(adapter: Any, candidate: Any) -> tuple[bytes, Any]:
+            return await adapter.generate_image(prompt, model=_image_model(candidate))
+
+        started = time.monotonic()
+        try:
+            (image, usage), served_by = await routed_call(dataclasses.replace(route, candidates=drawing), draw)
+        except ProviderError as error:
+            raise WriteFailed(error.message, str(error.code)) from None
+        total_ms = int((time.monotonic() - started) * 1000)
+        return image, ModelCall(usage=usage, provider=served_by.provider, total_ms=total_ms)
+
+
+def _image_model(candidate: Any) -> str | None:
+    return IMAGE_MODELS.get(candidate.provider) if candidate.protocol == "openai" else None
 
 
 HANDLER = ImageKind()

@@ -213,7 +213,20 @@ async def test_an_image_with_a_model_openai_does_not_serve_is_refused_clearly(
     assert await _document_count() == 0
 
 
-async def test_an_images_endpoint_failure_is_an_error_result(openai_fake: OpenAIServer, turn: Turn) -> None:
+async def test_a_rate_limited_images_endpoint_is_tried_again_as_a_stream_would_be(
+    openai_fake: OpenAIServer, turn: Turn, media_root: Any
+) -> None:
+    openai_fake.script(Fail(429, "slow down"))
+    result = await _call(turn, "create_document", {"title": "A red fox", "kind": "image"})
+    assert not result.error, result.content
+    assert [request.path for request in openai_fake.requests] == ["/v1/images/generations"] * 2
+    assert turn.frames.frames[-1]["status"] == "complete"
+
+
+async def test_an_images_endpoint_failure_is_an_error_result(
+    openai_fake: OpenAIServer, turn: Turn, settings: Any
+) -> None:
+    settings.PROVIDER_MAX_RETRIES = 0
     openai_fake.script(Fail(429, "slow down"))
     result = await _call(turn, "create_document", {"title": "A red fox", "kind": "image"})
     assert result.error and result.content == "The provider is rate limiting requests; try again shortly."
