@@ -338,10 +338,13 @@ async def _direct_cpu(client: Any, count: int, content: str, rate: float, concur
     return cpu.seconds, sum(len(result.lags) for result in results)
 
 
-async def _cpu_figures(*, fake_url: str, base: str, pids: list[int], rate: float, tokens: int) -> CpuFigures:
+async def _cpu_figures(
+    *, fake_url: str, base: str, pids: list[int], rate: float, tokens: int, profile: str | None = None
+) -> CpuFigures:
     """CPU per turn from `sockets` x `turns_each` one-token turns (the first of each socket in a new
     chat, the rest replying in it), on sockets opened before the clock; CPU per streamed token
-    from `sockets` long replies at once, less what those replies' turns cost."""
+    from `sockets` long replies at once, less what those replies' turns cost. `profile`: py-spy's
+    stacks of each phase, in PROFILE.turn.<pid>, PROFILE.long.<pid> and PROFILE.fast.<pid>."""
     sockets, turns_each = 20, 10
     short = "reply in 1 tokens"
     client = _direct_client(fake_url)
@@ -363,11 +366,11 @@ async def _cpu_figures(*, fake_url: str, base: str, pids: list[int], rate: float
             for _ in range(turns_each):
                 chat = (await _turn(ws, rate, short, chat)).chat
 
-        with Sampler(pids) as turn_cpu:
+        with _profiled(pids, profile and f"{profile}.turn"), Sampler(pids) as turn_cpu:
             await asyncio.gather(*[conversation(ws) for ws in sockets_open[:sockets]])
-        with Sampler(pids) as long_cpu:
+        with _profiled(pids, profile and f"{profile}.long"), Sampler(pids) as long_cpu:
             long_replies = await asyncio.gather(*[_turn(ws, rate) for ws in sockets_open])
-        with Sampler(pids) as fast_cpu:
+        with _profiled(pids, profile and f"{profile}.fast"), Sampler(pids) as fast_cpu:
             fast_replies = await asyncio.gather(*[_turn(ws, rate, FAST) for ws in sockets_open[:sockets]])
     turn = turn_cpu.cpu_seconds / (sockets * turns_each)
     streamed = sum(len(result.lags) for result in long_replies)
@@ -494,7 +497,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU-per-turn and per-token phase")
     parser.add_argument(
-        "--profile", metavar="FILE", help="py-spy's collapsed stacks of the web processes in the CPU phase"
+        "--profile", metavar="FILE", help="py-spy's stacks of the web processes in each CPU phase (FILE.turn.<pid>, …)"
     )
     options = parser.parse_args()
     database_url = _fresh_database()
@@ -544,8 +547,7 @@ def main() -> None:
         for _ in range(2 * len(pids)):
             asyncio.run(_through_arbor(base, _guest_session(base), options.rate))
         common = {"fake_url": fake_url, "base": base, "pids": pids, "rate": options.rate, "tokens": options.tokens}
-        with _profiled(pids, options.profile):
-            cpu = None if options.no_cpu else asyncio.run(_cpu_figures(**common))
+        cpu = None if options.no_cpu else asyncio.run(_cpu_figures(**common, profile=options.profile))
         levels = []
         modes = [mode.strip() for mode in options.modes.split(",")]
         for level in (int(value) for value in options.levels.split(",") if value):
