@@ -25,7 +25,7 @@ import anthropic
 import httpx2
 import orjson
 
-from providers.adapters.base import Adapter
+from providers.adapters.base import Adapter, stream_timeout
 from providers.adapters.clients import shared_http_client
 from providers.adapters.sse import ServerSentEvent, SSEDecoder
 from providers.adapters.wire import arguments_object, connection_lost, retry_after_header
@@ -93,7 +93,9 @@ class AnthropicAdapter(Adapter):
             try:
                 # Entering raises the SDK's status errors; the body is then ours to read.
                 async with (
-                    messages.create(**_untransformed(params), stream=True) as response,
+                    messages.create(
+                        **_untransformed(params), stream=True, timeout=stream_timeout(self.endpoint.timeouts)
+                    ) as response,
                     contextlib.aclosing(response.http_response.aiter_bytes()) as chunks,
                 ):
                     translation = _Translation(response.http_response)

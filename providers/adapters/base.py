@@ -7,9 +7,19 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 
-from providers.contract import ChatRequest, ChatResult, Endpoint, ErrorCode, Event, ProviderError, collect
+import httpx2
+
+from providers.contract import ChatRequest, ChatResult, Endpoint, ErrorCode, Event, ProviderError, Timeouts, collect
 
 logger = logging.getLogger(__name__)
+
+
+def stream_timeout(timeouts: Timeouts) -> httpx2.Timeout:
+    """HTTP timeouts for a streamed call, with no read timeout: the stream's first-token and idle
+    timers (`Adapter.stream`) are its limits, and an HTTP read timeout would arm and cancel a
+    timer around every read of the body (a twentieth of a streamed token's CPU)."""
+    backstop = max(timeouts.first_token, timeouts.idle) + timeouts.connect
+    return httpx2.Timeout(connect=timeouts.connect, read=None, write=backstop, pool=timeouts.connect)
 
 
 class Adapter(ABC):

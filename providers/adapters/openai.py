@@ -33,7 +33,7 @@ import httpx2
 import openai
 import orjson
 
-from providers.adapters.base import Adapter
+from providers.adapters.base import Adapter, stream_timeout
 from providers.adapters.clients import shared_http_client
 from providers.adapters.sse import SSEDecoder
 from providers.adapters.wire import connection_lost, retry_after_header
@@ -106,7 +106,9 @@ class OpenAIAdapter(Adapter):
         try:
             # Entering raises the SDK's status errors; the body is then ours to read.
             async with (
-                completions.create(**_untransformed(request_body(request))) as response,
+                completions.create(
+                    **_untransformed(request_body(request)), timeout=stream_timeout(self.endpoint.timeouts)
+                ) as response,
                 contextlib.aclosing(response.http_response.aiter_bytes()) as chunks,
             ):
                 try:
