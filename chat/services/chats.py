@@ -106,13 +106,15 @@ def chat_copy(*, chat: Chat, owner: User, message: Message | None = None) -> Cha
 @transaction.atomic
 def chat_copy_shared(*, chat: Chat, owner: User) -> Chat:
     """A reader's copy of a shared chat's active branch, titled from that branch's words only
-    (`chat.sharing`: the chat's own title may come from a branch that is not shared)."""
+    (`chat.sharing`: the chat's own title may come from a branch that is not shared), without the
+    owner's instructions: a private preset the share page never shows does not travel with it."""
     copy = chat_copy(chat=chat, owner=owner)
     first_question = (
         Message.objects.filter(chat=copy, role=Role.USER).order_by("depth").values_list("text", flat=True).first()
     )
     copy.title = shared_title(first_question)
-    copy.save(update_fields=["title", "updated_at"])
+    copy.instructions = ""
+    copy.save(update_fields=["title", "instructions", "updated_at"])
     return copy
 
 

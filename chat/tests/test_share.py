@@ -172,3 +172,12 @@ def test_a_readers_copy_is_titled_from_the_shared_branch_not_from_an_unshared_on
     copy = Chat.objects.get(owner=reader)
     assert copy.title == "How do I make lemonade?"
     assert "Dana" not in viewer.get("/api/chats").content.decode()
+
+
+def test_a_readers_copy_leaves_the_owners_instructions_behind(signed_in: Client, retitled: Chat) -> None:
+    Chat.objects.filter(pk=retitled.pk).update(instructions="Always mention my secret project Nightjar.")
+    reader = UserFactory()
+    viewer = Client()
+    viewer.force_login(reader)
+    assert viewer.post(f"{_share(signed_in, retitled)}/fork").status_code == 302
+    assert Chat.objects.get(owner=reader).instructions == ""
