@@ -1,6 +1,6 @@
 """The dashboard in a real browser (Playwright driving Debian's Chromium against pytest-django's
-live server): its charts render from usage rows, and the page is saved as the screenshot in
-docs/screenshots/admin-dashboard.png."""
+live server): its charts render from usage rows, and the page is saved as the screenshot
+var/screenshots/admin-dashboard.png (git-ignored; docs/screenshots/ keeps the curated copy)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from usage.tests.factories import usage_row
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "admin-dashboard.png"
+SCREENSHOT = Path(settings.BASE_DIR) / "var" / "screenshots" / "admin-dashboard.png"
 
 # `make test` installs Chromium (the Makefile's `chromium` target): no skip when it is missing.
 pytestmark = pytest.mark.django_db(transaction=True)

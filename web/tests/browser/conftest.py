@@ -41,7 +41,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = BASE_DIR / "docs" / "screenshots"
+# Every run saves its screenshots here (git-ignored under var/): docs/screenshots/ holds the curated
+# copies, refreshed by hand from this folder, so a test run never rewrites a tracked file.
+SCREENSHOTS = BASE_DIR / "var" / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 BROWSER_DATABASE = f"arbor_browser_test_{settings.TEST_RUN}"
