@@ -8,7 +8,6 @@ the platform prompt → the user's tier → the user's custom instructions → t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Chat, Role, Status
+from chat.parts import content_parts
 from chat.services.uploads import IMAGE_TOKENS, images_base64
 from providers.contract import ChatMessage, ImagePart, Part, TextPart, ToolCall
 
@@ -46,19 +46,6 @@ def system_prompt_for(*, chat: Chat, user: User) -> str:
     instructions), joined by blank lines; an empty layer is left out."""
     layers = (platform_prompt(), user.tier.system_prompt, user.custom_instructions, chat.instructions)
     return "\n\n".join(layer.strip() for layer in layers if layer and layer.strip())
-
-
-# --- Content parts -----------------------------------------------------------------------------
-def content_parts(content: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """A message's parts, whether the row holds them as JSON text (raw cursor) or decoded."""
-    if isinstance(content, str):
-        content = json.loads(content) if content else []
-    return [part for part in content or () if isinstance(part, dict)]
-
-
-def text_of(content: str | list[dict[str, Any]] | None) -> str:
-    """The text parts of a message, joined (reasoning, tool calls and files left out)."""
-    return "".join(str(part.get("text") or "") for part in content_parts(content) if part.get("type") == "text")
 
 
 # --- The branch as contract messages -----------------------------------------------------------

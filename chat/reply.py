@@ -5,11 +5,7 @@ calls ("steps"). Parts keep that order, which is the order `chat.prompts` reads 
 Text arrives as many small deltas: each text or reasoning part keeps its chunks in a list and
 joins them once, when the parts are read, so a reply costs O(n) in its length.
 
-Stored part shapes:
-    {"type": "reasoning", "text": …}
-    {"type": "text", "text": …}
-    {"type": "tool_call", "id": …, "name": …, "arguments": "<JSON text>"}
-    {"type": "tool_result", "tool_call_id": …, "name": …, "text": …, "error": bool, "data": {…}}
+The stored part shapes are `chat.parts`'.
 """
 
 from __future__ import annotations
@@ -17,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from chat.parts import Part, reasoning_part, text_part, tool_call_part, tool_result_part
 from providers.contract import (
     ChatMessage,
     Finish,
@@ -58,7 +55,7 @@ class Reply:
     def text(self) -> str:
         return "".join(chunk for part in self._parts if part.kind == "text" for chunk in part.chunks)
 
-    def parts(self) -> list[dict[str, Any]]:
+    def parts(self) -> list[Part]:
         return [_stored(part) for part in self._parts]
 
     def step_calls(self) -> list[ToolCall]:
@@ -140,9 +137,11 @@ class Reply:
         last.chunks.append(text)
 
 
-def _stored(part: _Written) -> dict[str, Any]:
-    if part.kind in ("text", "reasoning"):
-        return {"type": part.kind, "text": "".join(part.chunks)}
+def _stored(part: _Written) -> Part:
+    if part.kind == "text":
+        return text_part("".join(part.chunks))
+    if part.kind == "reasoning":
+        return reasoning_part("".join(part.chunks))
     if part.kind == "tool_call":
-        return {"type": "tool_call", **part.fields, "arguments": "".join(part.chunks)}
-    return {"type": part.kind, **part.fields}
+        return tool_call_part(id=part.fields["id"], name=part.fields["name"], arguments="".join(part.chunks))
+    return tool_result_part(**part.fields)

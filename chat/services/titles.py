@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Chat, Message, Role
-from chat.prompts import text_of
+from chat.parts import text_of
 from providers.contract import ChatMessage, ChatRequest
 from providers.models import Model, WireProtocol
 from providers.routing import RouteError, route_for

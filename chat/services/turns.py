@@ -17,8 +17,9 @@ from django.db import connection, transaction
 from accounts.limits import turn_admit
 from accounts.models import User
 from chat.models import Chat, Message, Role, Status
+from chat.parts import parts_of_type, text_part
 from chat.services.tree import exchange_append, message_append, message_edit, message_regenerate
-from chat.services.uploads import IMAGE_TOKENS, MAX_ATTACHMENTS, attachment_parts, image_parts_of
+from chat.services.uploads import IMAGE_TOKENS, MAX_ATTACHMENTS, attachment_parts
 from providers.routing import Route, RouteError, route_for
 from providers.selectors import default_model_for
 from usage.services import AccountDisabled, QuotaExceeded, cost_of, spend_admit
@@ -49,7 +50,7 @@ class TurnStarted:
 
 def _text_parts(text: str, images: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """A user message's parts: its images (attachments), then its text."""
-    return [*(images or ()), {"type": "text", "text": text}]
+    return [*(images or ()), text_part(text)]
 
 
 def _checked_images(user: User, route: Route, upload_ids: list[str] | None) -> list[dict[str, Any]]:
@@ -258,12 +259,13 @@ def turn_edit(
     original = _owned_message(user, message_id)
     if original.role != Role.USER:
         raise TurnRefused("bad_request", "Only your own messages can be edited.")
-    if not content.strip() and not (attachments if attachments is not None else image_parts_of(original.content)):
+    images_before = parts_of_type(original.content, "image")
+    if not content.strip() and not (attachments if attachments is not None else images_before):
         raise TurnRefused("bad_request", "The message is empty.")
     route = _checked_model(user, model_id or original.chat.default_model)
     model = route.model_id
     if attachments is None:
-        images = image_parts_of(original.content)
+        images = images_before
         _take_images(route, images)
     else:
         images = _checked_images(user, route, attachments)

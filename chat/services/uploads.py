@@ -14,6 +14,7 @@ from django.core.files.uploadedfile import UploadedFile
 
 from accounts.models import User
 from chat.models import Upload
+from chat.parts import ImagePart, image_part
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_ATTACHMENTS = 4
@@ -70,14 +71,14 @@ def upload_json(upload: Upload) -> dict[str, Any]:
     }
 
 
-def attachment_parts(*, owner: User, upload_ids: Iterable[str]) -> list[dict[str, Any]] | None:
+def attachment_parts(*, owner: User, upload_ids: Iterable[str]) -> list[ImagePart] | None:
     """The image parts for `upload_ids` (in their order), or None when any is not `owner`'s."""
     ids = list(dict.fromkeys(str(upload_id) for upload_id in upload_ids))
     found = dict(Upload.objects.filter(owner=owner, pk__in=ids).values_list("pk", "media_type"))
     types = {str(pk): media_type for pk, media_type in found.items()}
     if len(types) != len(ids):
         return None
-    return [{"type": "image", "upload_id": upload_id, "media_type": types[upload_id]} for upload_id in ids]
+    return [image_part(upload_id, types[upload_id]) for upload_id in ids]
 
 
 def _is_uuid(value: Any) -> bool:
@@ -86,10 +87,6 @@ def _is_uuid(value: Any) -> bool:
     except ValueError:
         return False
     return True
-
-
-def image_parts_of(content: Iterable[Any]) -> list[dict[str, Any]]:
-    return [part for part in content or () if isinstance(part, dict) and part.get("type") == "image"]
 
 
 def images_base64(upload_ids: Iterable[str], *, owner_id: int | None = None) -> dict[str, tuple[str, str]]:

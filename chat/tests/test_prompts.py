@@ -18,7 +18,8 @@ from accounts.models import Tier, User
 from accounts.tests.factories import UserFactory
 from chat import prompts
 from chat.models import Chat, Upload
-from chat.prompts import DEFAULT_PLATFORM_PROMPT, IMAGE_GONE, context_messages, system_prompt_for, text_of
+from chat.parts import text_of
+from chat.prompts import DEFAULT_PLATFORM_PROMPT, IMAGE_GONE, context_messages, system_prompt_for
 from chat.services.tree import chat_create
 from chat.services.uploads import IMAGE_TOKENS, images_base64, upload_create
 from providers.contract import ChatMessage, ImagePart, TextPart, ToolCall
