@@ -22,11 +22,16 @@ VENDORED := static/vendor/.installed-lock
 VENDOR_FILES := node_modules/marked/lib/marked.esm.js node_modules/dompurify/dist/purify.es.mjs \
 	node_modules/@highlightjs/cdn-assets/es/highlight.min.js \
 	node_modules/@highlightjs/cdn-assets/styles/github.min.css node_modules/@highlightjs/cdn-assets/styles/github-dark.min.css
+# KaTeX (maths): its module, its stylesheet and the fonts beside it (the stylesheet names them as
+# fonts/…, and production's manifest storage needs every file it names, woff2, woff and ttf).
+KATEX_FILES := node_modules/katex/dist/katex.mjs node_modules/katex/dist/katex.min.css
 $(VENDORED): package-lock.json
 	@command -v npm >/dev/null || { echo "error: the web UI's libraries need npm (Node.js 18+)"; exit 2; }
 	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
-	rm -rf static/vendor && mkdir -p static/vendor
+	rm -rf static/vendor && mkdir -p static/vendor/katex
 	cp $(VENDOR_FILES) static/vendor/
+	cp $(KATEX_FILES) static/vendor/katex/
+	cp -r node_modules/katex/dist/fonts static/vendor/katex/
 	@touch $@
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).

@@ -1,26 +1,31 @@
 // Untrusted text (model output) to safe DOM: Markdown with raw HTML off (escaped as text), then
-// DOMPurify, then code highlighting and copy buttons. Links open in a new tab with
+// DOMPurify, then maths (KaTeX, from TeX that crossed the sanitiser as text), code highlighting
+// and copy buttons. Links open in a new tab with
 // rel="noopener noreferrer"; images are never loaded: each becomes a link the reader may follow.
 
 import { Marked } from "../../vendor/marked.esm.js";
 import DOMPurify from "../../vendor/purify.es.mjs";
 import hljs from "../../vendor/highlight.min.js";
 import { copyText, el } from "./dom.js";
+import { mathExtension, renderMath } from "./math.js";
 
 const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 const escapeHtml = (text) => text.replace(/[&<>"']/g, (ch) => ESCAPES[ch]);
 
-const marked = new Marked({
-  gfm: true,
-  breaks: false,
-  async: false,
-  renderer: {
-    // Raw HTML in the Markdown source is shown as the text it is.
-    html({ text }) {
-      return escapeHtml(text);
+const marked = new Marked(
+  {
+    gfm: true,
+    breaks: false,
+    async: false,
+    renderer: {
+      // Raw HTML in the Markdown source is shown as the text it is.
+      html({ text }) {
+        return escapeHtml(text);
+      },
     },
   },
-});
+  mathExtension,
+);
 
 const purifier = DOMPurify(window);
 purifier.addHook("afterSanitizeAttributes", (node) => {
@@ -84,6 +89,7 @@ export function renderMarkdown(target, text, { highlight = true } = {}) {
   const html = marked.parse(text || "");
   const fragment = purifier.sanitize(html, PURIFY_OPTIONS);
   imagesToLinks(fragment);
+  renderMath(fragment);
   decorateCode(fragment, { highlight });
   for (const table of fragment.querySelectorAll("table")) {
     const wrap = el("div", { class: "table-wrap" });
