@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from chat import frames
 from chat.parts import Part, reasoning_part, text_part, tool_call_part, tool_result_part
 from providers.contract import (
     ChatMessage,
@@ -91,31 +92,31 @@ class Reply:
         """Record a tool's result; return the frame that tells the browser."""
         fields = {"tool_call_id": call.id, "name": call.name, "text": text, "error": error, "data": data}
         self._parts.append(_Written("tool_result", fields=fields))
-        return {"type": "tool_result", **fields}
+        return frames.tool_result_frame(**fields)
 
     def frame_for(self, event: object) -> Frame | None:
         """Record `event`; return the frame that tells the browser about it."""
         match event:
             case TextDelta(text=text):
                 self._chunk("text", text)
-                return {"type": "delta", "text": text}
+                return frames.text_delta(text)
             case ReasoningDelta(text=text):
                 self._chunk("reasoning", text)
-                return {"type": "delta", "reasoning": text}
+                return frames.reasoning_delta(text)
             case ToolCallStart(index=index, id=call_id, name=name):
                 call = _Written("tool_call", fields={"id": call_id, "name": name})
                 self._calls[index] = call
                 self._parts.append(call)
-                return {"type": "tool_call", "index": index, "id": call_id, "name": name}
+                return frames.tool_call_frame(index=index, id=call_id, name=name)
             case ToolCallDelta(index=index, arguments=arguments):
                 call = self._calls.get(index)
                 if call is None:  # arguments before their start (a lax vendor): the call begins here
                     call = self._calls[index] = _Written("tool_call", fields={"id": "", "name": ""})
                     self._parts.append(call)
                 call.chunks.append(arguments)
-                return {"type": "tool_call_delta", "index": index, "arguments": arguments}
+                return frames.tool_call_delta_frame(index=index, arguments=arguments)
             case ToolCallEnd(index=index):
-                return {"type": "tool_call_end", "index": index}
+                return frames.tool_call_end_frame(index=index)
             case Usage():
                 # A step's latest report is its usage (adapters may report more than once); the
                 # reply's is the sum over its steps.

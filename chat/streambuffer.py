@@ -38,6 +38,8 @@ import redis.asyncio as redis
 from django.conf import settings
 from redis.exceptions import NoScriptError
 
+from chat.frames import reasoning_delta, text_delta
+
 KEY_PREFIX = "arbor:stream:"
 SOCKET_TIMEOUT_SECONDS = 30.0
 MAX_CONNECTIONS = 5_000  # per process; Redis accepts 10,000 clients by default
@@ -358,7 +360,8 @@ class Coalescer:
     async def _flush_locked(self) -> None:
         if not self._chunks:
             return
-        frame = {"type": "delta", self._kind: "".join(self._chunks)}
+        joined = "".join(self._chunks)
+        frame = text_delta(joined) if self._kind == "text" else reasoning_delta(joined)
         self._chunks = []  # taken before the await: chunks added meanwhile form the next batch
         self._last_flush = time.monotonic()
         await self._sink(frame)

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from accounts.models import User
+from chat import frames
 from chat.fanout import Fanout
 from chat.generation.pool import sync_db
 from chat.generation.watch import HEARTBEAT_PREFIX, STOP_PREFIX
@@ -142,24 +143,16 @@ def turn_settle(
 
 def done_frame(
     reply: Reply, status: str, error: ProviderError | None, message: dict[str, Any] | None = None
-) -> dict[str, Any]:
+) -> frames.DoneFrame:
     """`message` is the saved reply as the tree holds it: a tab patches its tree with it instead
     of reading the whole chat again (a long chat's tree is megabytes)."""
-    frame: dict[str, Any] = {
-        "type": "done",
-        "status": status,
-        "finish_reason": reply.finish_reason,
-        "usage": {
-            "input_tokens": reply.usage.input_tokens,
-            "output_tokens": reply.usage.output_tokens,
-            "reasoning_tokens": reply.usage.reasoning_tokens,
-        },
-    }
-    if message is not None:
-        frame["message"] = message
-    if error is not None:
-        frame["error"] = {"code": str(error.code), "message": error.message}
-    return frame
+    return frames.done(
+        status=status,
+        finish_reason=reply.finish_reason,
+        usage=_usage_dict(reply.usage),
+        message=message,
+        error=None if error is None else {"code": str(error.code), "message": error.message},
+    )
 
 
 async def reply_finish(

@@ -23,6 +23,7 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from accounts.models import User
+from chat.frames import chat_title_changed
 from chat.models import Chat, Message, Role
 from chat.parts import text_of
 from providers.contract import ChatMessage, ChatRequest
@@ -191,7 +192,7 @@ def heuristic_title(question: str) -> str:
 # --- Telling the tabs -----------------------------------------------------------------------------
 def _push(chat: Chat, title: str) -> None:
     """Best effort: the title is saved; a tab that misses the frame sees it on its next list."""
-    frame = {"type": "chat", "chat_id": str(chat.pk), "title": title}
+    frame = chat_title_changed(str(chat.pk), title)
     try:
         async_to_sync(get_channel_layer().group_send)(user_group(chat.owner_id), {"type": "chat.event", "frame": frame})
     except Exception:  # a push failure must not undo or fail the titling
