@@ -180,6 +180,9 @@ class ErrorCode(StrEnum):
     PROVIDER_DISCONNECTED = "provider_disconnected"
     TIMEOUT = "timeout"
     BAD_REQUEST = "bad_request"
+    # Never raised by an adapter: a fault of Arbor's own while writing a reply (its Redis or
+    # database lost, a bug), so a reply that failed so is not blamed on the provider or the user.
+    INTERNAL = "internal"
 
 
 RETRYABLE = {
@@ -200,6 +203,7 @@ USER_MESSAGES = {
     ErrorCode.PROVIDER_DISCONNECTED: "The provider's connection ended before the reply finished.",
     ErrorCode.TIMEOUT: "The provider took too long to answer.",
     ErrorCode.BAD_REQUEST: "The provider refused the request.",
+    ErrorCode.INTERNAL: "Something went wrong on the server; try again.",
 }
 
 

@@ -3,8 +3,10 @@
 The pipeline, a module a step: `begin` (the one service a socket's turn frame calls) →
 `prepare` → `run` (the model's stream and the tool loop) → `write`
 (each frame into the reply's Redis stream, then to this process's followers) → `finish` (save,
-settle and bill, `done`); `watch` keeps stops and heartbeats, `recover` ends orphans, `pool`
-holds the database threads. Other apps use the names exported here.
+settle and bill, `done`); `watch` keeps stops and heartbeats, `owner` tells whether a
+generation's process is alive, `recover` ends orphans, `sweep` looks for them periodically,
+`stop` ends a generation wherever it runs, `pool` holds the database threads. Other apps use the
+names exported here.
 
 A generation streams from the provider (through `RoutedStream`: retries, failover, breaker),
 coalesces deltas (~30 ms) into the message's Redis stream (`chat.streambuffer`), which every
@@ -19,8 +21,10 @@ results, for at most `MAX_MODEL_CALLS` calls per reply.
 
 Stop works from any process: the local task is cancelled; another process hears of it on a
 Redis channel, and a flag behind it covers a process that was not listening at that moment.
-A heartbeat key per generation lets start-up recovery tell a generation that is still running
-elsewhere from one whose process died.
+A heartbeat key per generation names the process running it, and each process keeps a short-lived
+key of its own while it runs generations, so recovery (at start-up, from every web process's
+periodic sweep, and for a stop asked of it) tells a generation still running elsewhere from one
+whose process died, even while the dead one's heartbeat has not expired yet.
 """
 
 from __future__ import annotations
@@ -30,19 +34,23 @@ from chat.generation.pool import sync_db
 from chat.generation.prepare import Prepared, generation_prepare, generation_prepare_for
 from chat.generation.recover import INTERRUPTED, INTERRUPTED_CODE, generations_recover_orphans
 from chat.generation.run import MAX_MODEL_CALLS, generation_start
-from chat.generation.watch import RUNNING, generation_stop
+from chat.generation.stop import generation_stop
+from chat.generation.sweep import GenerationsWatched, generations_watch
+from chat.generation.watch import RUNNING
 
 __all__ = [
     "INTERRUPTED",
     "INTERRUPTED_CODE",
     "MAX_MODEL_CALLS",
     "RUNNING",
+    "GenerationsWatched",
     "Prepared",
     "generation_prepare",
     "generation_prepare_for",
     "generation_start",
     "generation_stop",
     "generations_recover_orphans",
+    "generations_watch",
     "sync_db",
     "turn_begin",
 ]

@@ -1,8 +1,16 @@
-"""Recover: a reply whose generation's process died ends as `interrupted`, its text kept."""
+"""Recover: a reply whose generation's process died ends as `interrupted`, its text kept.
+
+A reply is an orphan when it is `streaming` in the database, not running in this process, and
+its heartbeat names a process that is gone (`owner`), or it has no heartbeat at all. Recovery
+saves what its buffer holds as an error, settles its turn, and closes its buffer with a `done`,
+so a tab following or resuming it ends. It runs at start-up (`manage.py recover_streams`), from
+every web process every SWEEP_EVERY seconds (`sweep`), and for a stop asked of an orphan.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -10,8 +18,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat.generation.finish import SettledTurn, turn_settle
+from chat.generation.owner import Owner, owners_read
 from chat.generation.pool import sync_db
-from chat.generation.watch import HEARTBEAT_PREFIX, RUNNING
+from chat.generation.watch import RUNNING
 from chat.models import Message, Status
 from chat.reply import Reply
 from chat.streambuffer import BufferExpired, stream_buffer
@@ -19,19 +28,21 @@ from providers.contract import ErrorCode, ProviderError, TextDelta
 
 INTERRUPTED = "The server restarted while this reply was being written."
 INTERRUPTED_CODE = "interrupted"
+# How old a reply with no heartbeat must be to count as an orphan while processes serve: its
+# generation writes the first heartbeat within moments of its placeholder being saved.
+UNCLAIMED_AFTER = 10.0
 
 
-async def _recover(message: Message) -> bool:
-    """Fail one orphaned reply; False when it is in fact still running in a live process."""
+async def _recover(message_id: str) -> bool:
+    """Fail one orphaned reply; False when it was saved meanwhile (by its generation, or by
+    another process recovering it: the row lock decides, and only the winner writes `done`)."""
     from chat.selectors import message_tree_entry_read
 
     buffer = stream_buffer()
-    if await buffer.client.exists(HEARTBEAT_PREFIX + str(message.pk)):
-        return False
     text: list[str] = []
     reasoning: list[str] = []
     with contextlib.suppress(BufferExpired):
-        for frame in await buffer.replay(message.pk):
+        for frame in await buffer.replay(message_id):
             if frame.get("type") == "delta":
                 text.append(frame.get("text", ""))
                 reasoning.append(frame.get("reasoning", ""))
@@ -40,34 +51,35 @@ async def _recover(message: Message) -> bool:
         parts.append({"type": "reasoning", "text": "".join(reasoning)})
     if "".join(text):
         parts.append({"type": "text", "text": "".join(text)})
-    await sync_db(_fail_orphan)(message, parts, "".join(text))
+    if not await sync_db(_fail_orphan)(message_id, parts, "".join(text)):
+        return False
     frame: dict[str, Any] = {
         "type": "done",
         "status": Status.ERROR,
-        "error": {"code": "interrupted", "message": INTERRUPTED},
+        "error": {"code": INTERRUPTED_CODE, "message": INTERRUPTED},
     }
     with contextlib.suppress(Exception):  # gone meanwhile (its chat deleted): a done without it
-        frame["message"] = await sync_db(message_tree_entry_read)(message.pk)
+        frame["message"] = await sync_db(message_tree_entry_read)(message_id)
     with contextlib.suppress(Exception):
-        await buffer.finish(message.pk, frame)
+        await buffer.finish(message_id, frame)
     return True
 
 
-def _fail_orphan(message: Message, parts: list[dict[str, Any]], text: str) -> None:
+def _fail_orphan(message_id: str, parts: list[dict[str, Any]], text: str) -> bool:
     """Save what an orphan had written as an `interrupted` error and settle its turn like a
     reply that failed without reported usage: charged an estimate, the rest of what it
-    reserved given back, a usage row written."""
+    reserved given back, a usage row written. False when it is no longer `streaming`."""
     with transaction.atomic():
         orphan = (
             Message.objects.select_for_update(of=("self",))
             .select_related("chat__owner")
-            .filter(pk=message.pk, status=Status.STREAMING)
+            .filter(pk=message_id, status=Status.STREAMING)
             .first()
         )
         if orphan is None:
-            return  # saved meanwhile by its own generation
+            return False  # saved meanwhile by its own generation, or recovered by another process
         reservation = orphan.reservation
-        Message.objects.filter(pk=message.pk).update(
+        Message.objects.filter(pk=message_id).update(
             content=parts,
             text=text,
             status=Status.ERROR,
@@ -92,15 +104,40 @@ def _fail_orphan(message: Message, parts: list[dict[str, Any]], text: str) -> No
             total_ms=0,
             outcome=INTERRUPTED_CODE,
         )
+    return True
 
 
-async def generations_recover_orphans() -> int:
-    """Mark replies left `streaming` by a dead process as failed, keeping the text they had."""
-    orphans = await database_sync_to_async(list)(
-        Message.objects.filter(status=Status.STREAMING, created_at__lt=timezone.now()).only("id")
+async def generations_recover_orphans(*, unclaimed_after: float = 0.0) -> int:
+    """Fail the replies left `streaming` by a dead process, keeping the text they had; returns
+    how many. A reply with no heartbeat counts only once `unclaimed_after` seconds old: while
+    processes serve, a reply whose placeholder is saved but whose generation has not written its
+    first heartbeat yet is starting, not orphaned. At start-up nothing is starting (0)."""
+    streaming = await database_sync_to_async(list)(
+        Message.objects.filter(status=Status.STREAMING).values_list("id", "created_at")
     )
+    created = {str(pk): at for pk, at in streaming if str(pk) not in RUNNING}
+    owners = await owners_read(stream_buffer().client, list(created))
     recovered = 0
-    for message in orphans:
-        if str(message.pk) not in RUNNING:
-            recovered += int(await _recover(message))
+    for message_id, owner in owners.items():
+        if _orphaned(owner, created[message_id], unclaimed_after):
+            recovered += int(await _recover(message_id))
     return recovered
+
+
+async def generation_recover_if_orphaned(message_id: str, *, unclaimed_after: float = UNCLAIMED_AFTER) -> bool:
+    """Fail one reply now if it is an orphan (judged as `generations_recover_orphans` does)."""
+    if message_id in RUNNING:
+        return False
+    created = await database_sync_to_async(
+        Message.objects.filter(pk=message_id, status=Status.STREAMING).values_list("created_at", flat=True).first
+    )()
+    if created is None:
+        return False
+    owner = (await owners_read(stream_buffer().client, [message_id]))[message_id]
+    return _orphaned(owner, created, unclaimed_after) and await _recover(message_id)
+
+
+def _orphaned(owner: Owner, created: datetime.datetime, unclaimed_after: float) -> bool:
+    if owner == Owner.NONE:
+        return created <= timezone.now() - datetime.timedelta(seconds=unclaimed_after)
+    return owner == Owner.DEAD

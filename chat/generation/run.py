@@ -15,9 +15,10 @@ from django.conf import settings
 from chat.fanout import fanout
 from chat.generation.finish import reply_finish
 from chat.generation.limits import CharBudget, reply_too_slow, tokens_left
+from chat.generation.owner import generation_claim
 from chat.generation.pool import sync_db
 from chat.generation.prepare import Prepared, generation_prepare
-from chat.generation.watch import HEARTBEAT_PREFIX, HEARTBEAT_SECONDS, RUNNING, watchers_ensure
+from chat.generation.watch import RUNNING, watchers_ensure
 from chat.generation.write import FrameWriter
 from chat.looplag import loop_lag
 from chat.models import Status
@@ -29,6 +30,7 @@ from providers.contract import ChatRequest, ErrorCode, Finish, FinishReason, Pro
 logger = logging.getLogger(__name__)
 
 MAX_MODEL_CALLS = 6
+SERVER_FAULT = "Something went wrong on the server while writing this reply; try again."
 _prepare = sync_db(generation_prepare)
 
 
@@ -132,8 +134,8 @@ async def _generate(message_id: str, route: Any = None, prepared: Prepared | Non
     coalescer = Coalescer(FrameWriter(buffer, hub, message_id), lag=lambda: lag.seconds)
     status, error = Status.COMPLETE, None
     try:
-        # The first heartbeat; the process's watcher refreshes it while the generation runs.
-        await buffer.client.set(HEARTBEAT_PREFIX + message_id, "1", ex=HEARTBEAT_SECONDS)
+        # The first heartbeat, naming this process; its watcher refreshes both while it runs.
+        await generation_claim(buffer.client, message_id)
         if prepared is None:
             prepared = await _prepare(message_id, route)
         route = prepared.route
@@ -145,8 +147,9 @@ async def _generate(message_id: str, route: Any = None, prepared: Prepared | Non
     except RouteError as refusal:
         status, error = Status.ERROR, ProviderError(ErrorCode.BAD_REQUEST, refusal.message)
     except Exception:
+        # Our own fault, not the provider's nor the user's: Redis or the database lost, a bug.
         logger.exception("generation %s failed", message_id)
-        status, error = Status.ERROR, ProviderError(ErrorCode.BAD_REQUEST, "Something went wrong writing this reply.")
+        status, error = Status.ERROR, ProviderError(ErrorCode.INTERNAL, SERVER_FAULT)
     # Saving must finish even when this task is cancelled (again) meanwhile: a stop both
     # cancels the task and sets the flag, so a second cancellation can land here. Wait it out.
     saving = asyncio.ensure_future(

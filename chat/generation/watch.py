@@ -6,31 +6,19 @@ import asyncio
 import logging
 import time
 import weakref
-from uuid import UUID
 
-from chat.streambuffer import StreamBuffer, stream_buffer
+from chat.generation.owner import HEARTBEAT_PREFIX, HEARTBEAT_SECONDS, owner_claim
+from chat.streambuffer import StreamBuffer
 
 logger = logging.getLogger(__name__)
 
 RUNNING: dict[str, asyncio.Task[None]] = {}
 STOP_PREFIX = "arbor:stop:"
 STOP_CHANNEL = "arbor:stops"
-HEARTBEAT_PREFIX = "arbor:gen:"
-HEARTBEAT_SECONDS = 30
 HEARTBEAT_EVERY = 5.0
 STOP_CHECK_EVERY = 1.0  # the flag is the fallback: the channel stops a generation at once
 
-
-async def generation_stop(message_id: UUID | str) -> None:
-    """Stop a generation wherever it runs: cancel it here, tell every other process."""
-    key = str(message_id)
-    buffer = stream_buffer()
-    await buffer.client.set(STOP_PREFIX + key, "1", ex=600)
-    task = RUNNING.get(key)
-    if task is not None:
-        task.cancel()
-    else:
-        await buffer.client.publish(STOP_CHANNEL, key)
+__all__ = ["HEARTBEAT_PREFIX", "HEARTBEAT_SECONDS", "RUNNING", "STOP_CHANNEL", "STOP_PREFIX", "watchers_ensure"]
 
 
 _watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[asyncio.Task[None], ...]] = (
@@ -67,8 +55,7 @@ async def _watch_running(buffer: StreamBuffer) -> None:
                 for message_id in running:
                     pipe.exists(STOP_PREFIX + message_id)
                 if beat:
-                    for message_id in running:
-                        pipe.set(HEARTBEAT_PREFIX + message_id, "1", ex=HEARTBEAT_SECONDS)
+                    owner_claim(pipe, running)  # the process's alive key, and each heartbeat
                 answers = await pipe.execute()
         except Exception:
             logger.warning("generations: checking stop flags failed; retrying", exc_info=True)
