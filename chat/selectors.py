@@ -108,10 +108,38 @@ def chat_tree(chat: Chat) -> list[dict[str, Any]]:
 BRANCH_FIELDS = ("id", "parent_id", "role", "content", "status", "model_id")
 
 
-def _raw_rows(queryset: QuerySet[Any]) -> list[tuple[Any, ...]]:
-    sql, params = queryset.query.sql_with_params()
+_LINE_SQL: dict[tuple[str, ...], str] = {}
+
+
+def _line_sql(fields: tuple[str, ...]) -> str:
+    """The line query for these columns, built once: the spans come as three arrays, so the
+    statement's text is the same whatever the line (no query building per turn)."""
+    sql = _LINE_SQL.get(fields)
+    if sql is None:
+        columns = {field.attname for field in Message._meta.concrete_fields}
+        unknown = set(fields) - columns
+        if unknown:
+            raise ValueError(f"not columns of a message: {sorted(unknown)}")
+        # One range scan of the (chat, path, depth) index per span whatever the statistics say
+        # (OFFSET 0 keeps the planner from flattening the LATERAL into one scan of the chat).
+        sql = _LINE_SQL[fields] = f"""
+            SELECT {", ".join(f"m.{name}" for name in fields)}
+            FROM unnest(%s::ltree[], %s::int[], %s::int[]) AS span(segment, first, last)
+            CROSS JOIN LATERAL (
+                SELECT {", ".join(f"line.{name}" for name in {*fields, "depth"})} FROM {Message._meta.db_table} AS line
+                WHERE line.chat_id = %s AND line.path = span.segment
+                  AND line.depth BETWEEN span.first AND span.last
+                OFFSET 0
+            ) AS m
+            ORDER BY m.depth"""
+    return sql
+
+
+def _line_rows(chat_id: Any, segment: str, depth: int, fields: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    spans = ancestor_spans(segment, depth)
+    params = [[span.segment for span in spans], [span.first for span in spans], [span.last for span in spans]]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_line_sql(fields), [*params, chat_id])
         return cursor.fetchall()
 
 
@@ -121,11 +149,12 @@ def active_branch_rows(chat: Chat, fields: tuple[str, ...] = BRANCH_FIELDS) -> l
         return []
     leaf = chat.active_leaf
     assert leaf is not None
-    return _raw_rows(_line(chat.pk, str(leaf.path), leaf.depth).values_list(*fields))
+    return _line_rows(chat.pk, str(leaf.path), leaf.depth, fields)
 
 
 def ancestor_rows(message: Message, fields: tuple[str, ...] = BRANCH_FIELDS) -> list[tuple[Any, ...]]:
-    return _raw_rows(_line(message.chat_id, str(message.path), message.depth).values_list(*fields))
+    """root→message as tuples of `fields` (column names), one query of constant text."""
+    return _line_rows(message.chat_id, str(message.path), message.depth, fields)
 
 
 def chat_tree_json(chat: Chat) -> str:

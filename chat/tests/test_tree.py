@@ -13,6 +13,8 @@ from accounts.tests.factories import UserFactory
 from chat.models import Chat, Message, Role, Status
 from chat.selectors import (
     active_branch,
+    active_branch_rows,
+    ancestor_rows,
     chat_tree,
     chat_tree_json,
     message_ancestors,
@@ -178,6 +180,15 @@ def test_random_operations_keep_the_active_branch_and_ancestors_equal_to_pointer
         assert _texts(active_branch(_fresh(chat))) == _walk_selections(chat), step
         probe = Message.objects.get(pk=randomness.choice(messages).pk)
         assert _texts(message_ancestors(probe)) == _walk_parents(probe), step
+        # The hot paths' raw rows (one statement of constant text) walk the same lines.
+        assert [text for (text,) in ancestor_rows(probe, fields=("text",))] == _walk_parents(probe), step
+        assert [text for (text,) in active_branch_rows(_fresh(chat), fields=("text",))] == _walk_selections(chat)
+
+
+def test_raw_line_rows_refuse_what_is_not_a_column(chat: Chat) -> None:
+    root = _say(chat, None, "m0")
+    with pytest.raises(ValueError, match="not columns"):
+        ancestor_rows(root, fields=("text; DROP TABLE chat_message",))
 
 
 @pytest.mark.django_db(transaction=True)
