@@ -8,10 +8,17 @@ told apart from it (and may name the other branch just as well). So a shared cha
 the first user message of the branch it shows, as the automatic heuristic would title it: only
 the shared branch's words appear. It is computed on every view (no stored copy), because the
 page follows the active branch as it is now.
+
+The page draws each reply as the chat does (Markdown, maths, reasoning collapsed, a card per
+document its tools wrote) from `parts`: a reader's copy of the reply's parts with only what the
+page shows. A tool call keeps its name (not its arguments); a document keeps its title, kind,
+language and version under a page-local id ("d1", …), never the document's own id; images and
+failed tool results are left out.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +33,7 @@ UNTITLED = "Shared chat"  # a shared chat with no user message yet
 @dataclass(frozen=True)
 class SharedChat:
     title: str
-    messages: list[dict[str, Any]]  # id, role, text, model_id: root → active leaf
+    messages: list[dict[str, Any]]  # id, role, text, model_id, parts: root → active leaf
 
 
 def shared_title(first_question: str | None) -> str:
@@ -34,12 +41,41 @@ def shared_title(first_question: str | None) -> str:
     return heuristic_title(first_question) if first_question and first_question.strip() else UNTITLED
 
 
+DOCUMENT_FIELDS = ("title", "kind", "language", "version")
+
+
+def shared_parts(content: Any, documents: dict[str, str]) -> list[dict[str, Any]]:
+    """What the page shows of one message's parts (the module says what is kept); `documents`
+    maps document ids to page-local ids across the whole page, so a document keeps one card id."""
+    if isinstance(content, str):  # jsonb read by a raw query comes back as its JSON text
+        content = json.loads(content)
+    shown: list[dict[str, Any]] = []
+    for part in content if isinstance(content, list) else []:
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        if kind in ("text", "reasoning"):
+            shown.append({"type": kind, "text": str(part.get("text") or "")})
+        elif kind == "tool_call":
+            shown.append({"type": "tool_call", "name": str(part.get("name") or "")})
+        elif kind == "tool_result" and not part.get("error"):
+            data = part.get("data") if isinstance(part.get("data"), dict) else {}
+            document_id = str(data.get("document_id") or "")
+            if not document_id:
+                continue
+            local = documents.setdefault(document_id, f"d{len(documents) + 1}")
+            kept = {"document_id": local, **{field: data[field] for field in DOCUMENT_FIELDS if field in data}}
+            shown.append({"type": "tool_result", "name": str(part.get("name") or ""), "data": kept})
+    return shown
+
+
 def shared_chat_read(*, chat: Chat) -> SharedChat:
     """The shared view of `chat` (its active branch; `chat.active_leaf` selected with it)."""
-    rows = active_branch_rows(chat, fields=("id", "role", "text", "model_id"))
+    rows = active_branch_rows(chat, fields=("id", "role", "text", "model_id", "content"))
+    documents: dict[str, str] = {}
     messages = [
-        {"id": message_id, "role": role, "text": text, "model_id": model_id}
-        for message_id, role, text, model_id in rows
+        {"id": message_id, "role": role, "text": text, "model_id": model_id, "parts": shared_parts(content, documents)}
+        for message_id, role, text, model_id, content in rows
         if role in SHOWN_ROLES
     ]
     first_question = next((message["text"] for message in messages if message["role"] == Role.USER), None)

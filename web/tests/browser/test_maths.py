@@ -5,60 +5,12 @@ parse is shown as code, and a poem's line breaks survive in the document's view.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from playwright.sync_api import expect
 
-from providers.testing.base import Behaviour, Call, Count, End, Reply, Say, reply
-from web.tests.browser.conftest import KeywordOpenAI, send, wait_until_idle
-
-MATHS_REPLY = (
-    "Euler's identity $e^{i\\pi} + 1 = 0$ is free, unlike $5 and $10 lunches.\n\n"
-    "$$\n\\int_0^1 x^2\\,dx = \\frac{1}{3}\n$$\n\n"
-    "Inline with brackets: \\(a_1 * b_2\\), and a broken one: $\\frac{1}{$ left as is."
-)
-POEM_WITH_MATHS = "# Orbits\n\nThe planet turns,\nthe planet goes,\nits path is $r = a(1 - e^2)$\nas Kepler knows.\n"
-
-
-def _last_user(body: Any) -> tuple[str, str, Any]:
-    messages = body.get("messages", []) if isinstance(body, dict) else []
-    system = " ".join(str(m.get("content")) for m in messages if m.get("role") == "system")
-    users = [m for m in messages if m.get("role") == "user"]
-    return system, str(users[-1].get("content")) if users else "", messages
-
-
-def _behaviour(body: Any) -> Behaviour | None:
-    system, last_user, messages = _last_user(body)
-    if last_user.rstrip().endswith("Title:"):
-        return None
-    if "[maths]" in last_user:
-        return reply(Say("Here: "), Say(MATHS_REPLY))
-    if "[docmaths]" not in last_user:
-        return None
-    if system.startswith("You write the content of a document"):
-        return reply(Say(POEM_WITH_MATHS))
-    if messages[-1].get("role") == "tool":
-        return reply(Say("Done: the poem is beside the chat."))
-    call = Call("call_1", "create_document", json.dumps({"title": "Orbits", "kind": "text"}))
-    return Reply(events=(call, Count(20, 10), End("tool_calls")))
-
-
-@pytest.fixture(autouse=True)
-def maths_fake(fake_openai: KeywordOpenAI) -> Iterator[KeywordOpenAI]:
-    original = fake_openai.next_behaviour
-
-    def next_behaviour() -> Behaviour:
-        body = fake_openai.requests[-1].body if fake_openai.requests else None
-        return _behaviour(body) or original()
-
-    fake_openai.next_behaviour = next_behaviour  # type: ignore[method-assign]
-    try:
-        yield fake_openai
-    finally:
-        del fake_openai.next_behaviour
+from web.tests.browser.conftest import send, wait_until_idle
+from web.tests.browser.reading_fake import reading_fake  # noqa: F401 (autouse fixture)
 
 
 def test_a_reply_draws_its_maths_and_leaves_prices_and_broken_tex_as_text(page: Any) -> None:
@@ -88,7 +40,6 @@ def test_a_reply_draws_its_maths_and_leaves_prices_and_broken_tex_as_text(page: 
     expect(markdown.locator("code.math-error")).to_have_text("$\\frac{1}{$")
 
 
-@pytest.mark.usefixtures("maths_fake")
 def test_a_text_document_draws_maths_and_keeps_a_poems_line_breaks(page: Any) -> None:
     page.goto("/")
     send(page, "[docmaths] A poem about orbits")
