@@ -1,9 +1,12 @@
 // The active branch of a chat, drawn from its tree: Markdown replies (sanitised), reasoning
 // collapsed, tool activity, and per message copy, edit / regenerate, vote, fork and the
-// ‹ 2/3 › switcher wherever a message has siblings. Live replies are drawn from their stream.
+// ‹ 2/3 › switcher wherever a message has siblings. Live replies are drawn from their stream,
+// in place: a redraw keeps the reply's text element and draws only its changed tail into it
+// (lib/stream-markdown.js), so a selection in the finished part survives the stream.
 
 import { copyText, el, icon } from "../lib/dom.js";
 import { renderMarkdown } from "../lib/markdown.js";
+import { renderStreaming } from "../lib/stream-markdown.js";
 import { imagesOf, reasoningOf, textOf, toolCallsOf } from "../lib/tree.js";
 import { DOCUMENT_TOOLS, cardView, cardsOf, titlesIn } from "../artifacts/cards.js";
 import { uploadUrl } from "./attachments.js";
@@ -77,10 +80,46 @@ export class Conversation {
     if (!node || !message) return;
     const stick = this.nearBottom();
     const open = this.openMenus(node);
-    const view = this.messageView(message);
-    node.replaceWith(view);
-    this.reopenMenus(view, open);
+    const text = node.querySelector(".message-body > .markdown");
+    const view = this.messageView(message, { drawText: !text });
+    if (text && view.querySelector(".message-body > .markdown")) {
+      this.patchInPlace(node, view, text);
+      this.drawText(text, message);
+      this.reopenMenus(node, open);
+    } else {
+      node.replaceWith(view);
+      this.reopenMenus(view, open);
+    }
     if (stick) this.scrollToBottom();
+  }
+
+  // Make the drawn article `node` the new `view` of it, keeping its text element `text` where it
+  // is: only the elements around it are swapped (moving `text` itself would end a selection).
+  patchInPlace(node, view, text) {
+    for (const name of ["class", "aria-busy"]) node.setAttribute(name, view.getAttribute(name));
+    const wasOpen = node.querySelector("details.reasoning")?.open;
+    const swapAround = (keep, oldParent, newParent, placeholder) => {
+      for (const child of [...oldParent.childNodes]) if (child !== keep) child.remove();
+      const children = [...newParent.childNodes];
+      const at = children.indexOf(placeholder);
+      keep.before(...children.slice(0, at));
+      keep.after(...children.slice(at + 1));
+    };
+    const body = text.parentElement;
+    const newText = view.querySelector(".message-body > .markdown");
+    swapAround(text, body, newText.parentElement, newText);
+    swapAround(body, node, view, newText.parentElement);
+    const reasoning = node.querySelector("details.reasoning");
+    if (reasoning && wasOpen) reasoning.open = true; // the reader opened it while it streamed
+  }
+
+  // A reply's text: incrementally while it streams (its unfinished tail held back), whole after.
+  drawText(target, message) {
+    const stream = message.role === "assistant" ? this.live(message) : null;
+    if (stream && !stream.done) renderStreaming(target, stream.text);
+    else if (target.classList.contains("streamed")) renderStreaming(target, stream ? stream.text : textOf(message), { final: true });
+    else renderMarkdown(target, stream ? stream.text : textOf(message));
+    if (stream && !stream.done) target.classList.add("streamed");
   }
 
   live(message) {
@@ -89,7 +128,8 @@ export class Conversation {
     return message.status === "streaming" || !(message.content || []).length ? stream : null;
   }
 
-  messageView(message) {
+  // `drawText: false` leaves the reply's text element empty (redraw fills the one on screen).
+  messageView(message, { drawText = true } = {}) {
     const stream = message.role === "assistant" ? this.live(message) : null;
     const streaming = Boolean(stream && !stream.done) || (message.status === "streaming" && !stream?.done);
     const article = el("article", {
@@ -121,7 +161,7 @@ export class Conversation {
       }
       for (const card of cards.values()) body.append(cardView(card, this.handlers.onOpenDocument, titlesIn(this.tree?.byId.values() || [])));
       const markdown = el("div", { class: "markdown" });
-      renderMarkdown(markdown, stream ? stream.text : textOf(message));
+      if (drawText) this.drawText(markdown, message);
       body.append(markdown);
       const status = stream?.done ? stream.status : message.status;
       const error = stream?.done ? stream.error?.message : message.error_message;

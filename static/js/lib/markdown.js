@@ -85,7 +85,8 @@ function decorateCode(root, { highlight }) {
   }
 }
 
-export function renderMarkdown(target, text, { highlight = true } = {}) {
+// Markdown source → a sanitised, decorated fragment, not yet in the page.
+export function markdownFragment(text, { highlight = true } = {}) {
   const html = marked.parse(text || "");
   const fragment = purifier.sanitize(html, PURIFY_OPTIONS);
   imagesToLinks(fragment);
@@ -96,5 +97,15 @@ export function renderMarkdown(target, text, { highlight = true } = {}) {
     table.replaceWith(wrap);
     wrap.append(table);
   }
-  target.replaceChildren(fragment);
+  return fragment;
+}
+
+// The top-level blocks of a Markdown source (marked's tokens: each has `type` and `raw`, the
+// source it was read from; blank lines are tokens of type "space").
+export function markdownBlocks(text) {
+  return marked.lexer(text || "");
+}
+
+export function renderMarkdown(target, text, options = {}) {
+  target.replaceChildren(markdownFragment(text, options));
 }
