@@ -18,10 +18,13 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 
-from chat.generation import GenerationsWatched
+from chat.generation import GenerationsWatched, generations_watch
 from chat.routing import websocket_urlpatterns
+from config.server_loop import when_the_server_loop_starts
 
-# The first request of any kind starts the process's generation watchers (the orphan sweep too).
+# The process's generation watchers (stops, heartbeats, the orphan sweep) start with daphne's
+# loop, so a restarted process sweeps before anyone reaches it; elsewhere with the first request.
+when_the_server_loop_starts(generations_watch)
 application = GenerationsWatched(
     ProtocolTypeRouter(
         {
