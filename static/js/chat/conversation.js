@@ -10,6 +10,7 @@ import { renderStreaming } from "../lib/stream-markdown.js";
 import { imagesOf, reasoningOf, textOf, toolCallsOf } from "../lib/tree.js";
 import { DOCUMENT_TOOLS, cardView, cardsOf, titlesIn } from "../artifacts/cards.js";
 import { uploadUrl } from "./attachments.js";
+import { ScrollLatest } from "./scroll-latest.js";
 
 const REFRESH_EVERY_MS = 60;
 
@@ -24,6 +25,7 @@ export class Conversation {
     this.tree = null;
     this.scheduled = new Map();
     this.editing = null; // {id, text, focus} while a message is being edited
+    this.latest = new ScrollLatest(this.scroller, { isNearBottom: () => this.nearBottom(), scrollToBottom: () => this.scrollToBottom() });
   }
 
   nearBottom() {
@@ -44,6 +46,7 @@ export class Conversation {
     this.thread.replaceChildren(...branch.map((message) => this.messageView(message)));
     this.reopenMenus(this.thread, open);
     if (stick) this.scrollToBottom();
+    this.latest.update();
   }
 
   // A redraw (a reply ending, another tab's change) keeps open menus open.
@@ -91,6 +94,7 @@ export class Conversation {
       this.reopenMenus(view, open);
     }
     if (stick) this.scrollToBottom();
+    this.latest.update();
   }
 
   // Make the drawn article `node` the new `view` of it, keeping its text element `text` where it
