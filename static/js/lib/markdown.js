@@ -78,8 +78,14 @@ function decorateCode(root, { highlight }) {
       copy.textContent = "Copied";
       setTimeout(() => (copy.textContent = "Copy"), 1500);
     });
-    const head = el("div", { class: "code-head" }, el("span", { text: language || "text" }), copy);
     const block = el("div", { class: "code-block" });
+    // Long lines scroll sideways by default (code keeps its shape); the reader may wrap them.
+    const wrap = el("button", { type: "button", class: "wrap-code", "aria-pressed": "false", title: "Wrap long lines", text: "Wrap" });
+    wrap.addEventListener("click", () => {
+      const wrapped = block.classList.toggle("wrapped");
+      wrap.setAttribute("aria-pressed", String(wrapped));
+    });
+    const head = el("div", { class: "code-head" }, el("span", { text: language || "text" }), el("span", { class: "code-tools" }, wrap, copy));
     pre.replaceWith(block);
     block.append(head, pre);
   }

@@ -39,6 +39,13 @@ STREAM_PIECES = (
     "| 1 | Alfama |\n\n",
     *(f"tail{index} " for index in range(40)),
 )
+# Headings, a table of long tokens (no space to wrap at) and a code block with a long line.
+LAYOUT_REPLY = (
+    "# Big heading\n\nIntro text.\n\n### Small heading\n\n"
+    "| Identifier | Checksum |\n| --- | --- |\n"
+    "| transaction_identifier_0123456789 | sha256:9f86d081884c7d659a2feaa0c55ad015 |\n\n"
+    "```python\nvalue = compute(" + ", ".join(f"argument_{index}" for index in range(30)) + ")\nprint(value)\n```\n"
+)
 LONG_PARAGRAPHS = 60  # enough to overflow the thread, then some
 
 
@@ -73,6 +80,7 @@ REPLIES = {
     "[rich]": lambda: reply(Think("Checking the formula first."), Say(RICH_REPLY)),
     "[streammd]": _streamed_markdown,
     "[long]": _long,
+    "[layout]": lambda: reply(Say(LAYOUT_REPLY)),
 }
 
 
