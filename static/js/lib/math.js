@@ -13,12 +13,15 @@ const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&
 const escapeHtml = (text) => text.replace(/[&<>"']/g, (ch) => ESCAPES[ch]);
 
 // A `$` opens inline maths only before a non-space and closes only after one, and not before a
-// digit, so prices ("$5 and $10") stay text (Pandoc's rule).
+// digit, so prices ("$5 and $10") stay text (Pandoc's rule). Shared with the stream's drawing,
+// which holds back a formula still open (lib/stream-markdown.js).
+const DOLLAR = String.raw`\$(?![\s$])((?:\\[\s\S]|[^\\$\n])+?)(?<![\s\\])\$(?!\d)`;
+export const inlineDollarMaths = () => new RegExp(DOLLAR, "g");
 const INLINE = [
   { pattern: /^\$\$(?!\$)((?:\\[\s\S]|[^\\$])+?)\$\$/, display: true },
   { pattern: /^\\\[([\s\S]+?)\\\]/, display: true },
   { pattern: /^\\\(([\s\S]+?)\\\)/, display: false },
-  { pattern: /^\$(?![\s$])((?:\\[\s\S]|[^\\$\n])+?)(?<![\s\\])\$(?!\d)/, display: false },
+  { pattern: new RegExp(`^${DOLLAR}`), display: false },
 ];
 const BLOCK = [/^ {0,3}\$\$([\s\S]+?)\$\$[ \t]*(?:\n+|$)/, /^ {0,3}\\\[([\s\S]+?)\\\][ \t]*(?:\n+|$)/];
 

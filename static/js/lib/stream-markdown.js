@@ -3,13 +3,14 @@
 // only the last block, the one still being written, is drawn again. Its trailing partial
 // construct is held back until it is whole, so it does not flash as raw text first: a code span
 // whose closing backtick has not come, a line starting with `|` before its table exists, a
-// displayed formula not yet closed. `final` draws everything (the reply ended).
+// formula not yet closed. `final` draws everything (the reply ended).
 //
 // The blocks are marked's top-level tokens: every token before the last non-blank one is
 // finished, since the text only grows at its end (a token whose source changed anyway, as when
 // a reply is replaced, is drawn again with everything after it).
 
 import { markdownBlocks, markdownFragment } from "./markdown.js";
+import { inlineDollarMaths } from "./math.js";
 
 // target → {blocks: [{raw, nodes}], tail: {raw, nodes}}
 const drawn = new WeakMap();
@@ -37,6 +38,21 @@ function unclosedDisplayMaths(text) {
   return open >= 0 && text.indexOf("\\]", open) < 0 ? open : -1;
 }
 
+// Where inline maths opens (`\(`, or a `$` whose text so far reads as TeX) without its close
+// yet, or -1. The last `$` that no formula closes counts only before TeX-looking text: a `$`
+// before plain words is a price ("$5 and $10"), and holding it back would hide the rest of the
+// paragraph for as long as it streams.
+function unclosedInlineMaths(text) {
+  const open = text.lastIndexOf("\\(");
+  if (open >= 0 && text.indexOf("\\)", open) < 0) return open;
+  const closed = text.replace(inlineDollarMaths(), (whole) => " ".repeat(whole.length));
+  const dollars = [...closed.matchAll(/(?<![\\$])\$(?![\s$])/g)];
+  if (!dollars.length) return -1;
+  const last = dollars[dollars.length - 1].index;
+  const after = closed.slice(last + 1);
+  return !after.includes("\n") && /[\\^_{}=]/.test(after) ? last : -1;
+}
+
 // Where the trailing lines starting with `|` begin, for a block that is not a table yet (they
 // may be a table's header row waiting for its delimiter row); in a table, its unfinished last
 // row. -1 when there are none.
@@ -61,8 +77,9 @@ function pendingTableRows(text, isTable) {
 export function settledPart(token) {
   const text = token.raw;
   if (token.type === "code") return text; // a fence still open is drawn as code to its end
-  const cuts = [unclosedCodeSpan(text), unclosedDisplayMaths(text), pendingTableRows(text, token.type === "table")].filter((at) => at >= 0);
-  return cuts.length ? text.slice(0, Math.min(...cuts)) : text;
+  const cuts = [unclosedCodeSpan(text), unclosedDisplayMaths(text), unclosedInlineMaths(text), pendingTableRows(text, token.type === "table")];
+  const found = cuts.filter((at) => at >= 0);
+  return found.length ? text.slice(0, Math.min(...found)) : text;
 }
 
 function lastContentIndex(tokens) {
