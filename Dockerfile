@@ -27,11 +27,14 @@ FROM node:20-slim AS vendor
 WORKDIR /build
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts --loglevel=error \
-    && mkdir -p static/vendor \
+    && mkdir -p static/vendor/katex \
     && cp node_modules/marked/lib/marked.esm.js node_modules/dompurify/dist/purify.es.mjs \
+       node_modules/marked/lib/marked.esm.js.map node_modules/dompurify/dist/purify.es.mjs.map \
        node_modules/@highlightjs/cdn-assets/es/highlight.min.js \
        node_modules/@highlightjs/cdn-assets/styles/github.min.css \
-       node_modules/@highlightjs/cdn-assets/styles/github-dark.min.css static/vendor/
+       node_modules/@highlightjs/cdn-assets/styles/github-dark.min.css static/vendor/ \
+    && cp node_modules/katex/dist/katex.mjs node_modules/katex/dist/katex.min.css static/vendor/katex/ \
+    && cp -r node_modules/katex/dist/fonts static/vendor/katex/
 
 # --- runtime
 FROM ${PYTHON_IMAGE} AS runtime

@@ -19,7 +19,10 @@ $(INSTALLED): requirements.txt
 # The web UI's libraries: npm packages pinned by package-lock.json, copied to static/vendor/
 # (served by the app; never a CDN). Reinstalled only when the lockfile changed.
 VENDORED := static/vendor/.installed-lock
+# The two source maps are named by their modules' last line: production's manifest storage
+# (collectstatic) stops on a file a module names that is missing.
 VENDOR_FILES := node_modules/marked/lib/marked.esm.js node_modules/dompurify/dist/purify.es.mjs \
+	node_modules/marked/lib/marked.esm.js.map node_modules/dompurify/dist/purify.es.mjs.map \
 	node_modules/@highlightjs/cdn-assets/es/highlight.min.js \
 	node_modules/@highlightjs/cdn-assets/styles/github.min.css node_modules/@highlightjs/cdn-assets/styles/github-dark.min.css
 # KaTeX (maths): its module, its stylesheet and the fonts beside it (the stylesheet names them as
