@@ -282,6 +282,12 @@ def stream_buffer() -> StreamBuffer:
     return buffer
 
 
+# 20 frames a second at most: smooth to read, and at a vendor's usual 30-60 tokens a second two
+# or more tokens share a frame (a frame's cost, Redis, fan-out and the socket, is most of a
+# streamed token's CPU; at 30 ms every token of a 30-per-second stream was a frame of its own).
+DEFAULT_INTERVAL = 0.05
+
+
 class Coalescer:
     """Merges consecutive text (or reasoning) deltas into one frame per `interval` seconds.
 
@@ -306,7 +312,10 @@ class Coalescer:
     MAX_INTERVAL = 0.15
 
     def __init__(
-        self, sink: Callable[[Frame], Awaitable[int]], interval: float = 0.03, lag: Callable[[], float] | None = None
+        self,
+        sink: Callable[[Frame], Awaitable[int]],
+        interval: float = DEFAULT_INTERVAL,
+        lag: Callable[[], float] | None = None,
     ) -> None:
         self._sink = sink
         self.base_interval = interval
