@@ -52,3 +52,21 @@ def test_a_text_document_draws_maths_and_keeps_a_poems_line_breaks(page: Any) ->
     lines = [line.strip() for line in body.locator("p").first.inner_text().split("\n")]
     assert lines[:2] == ["The planet turns,", "the planet goes,"]
     assert lines[-1] == "as Kepler knows."
+
+
+def test_formulas_whose_mathml_carries_styles_draw_without_a_policy_refusal(page: Any) -> None:
+    # KaTeX gives these a style="" attribute in their MathML copy, which the CSP would refuse with
+    # a console error (the `console` fixture fails the test on one).
+    page.goto("/")
+    drawn = page.evaluate(
+        """async (source) => {
+            const { renderMarkdown } = await import("/static/js/lib/markdown.js");
+            const target = document.createElement("div");
+            document.body.append(target);
+            renderMarkdown(target, source);
+            await new Promise((resolve) => setTimeout(resolve, 100)); // let a refusal reach the console
+            return target.querySelectorAll(".katex").length;
+        }""",
+        "$\\boldsymbol{\\alpha}$ and $\\fcolorbox{red}{white}{x}$ and $\\color{red} y$",
+    )
+    assert drawn == 3
