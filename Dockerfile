@@ -33,7 +33,8 @@ RUN npm ci --no-audit --no-fund --ignore-scripts --loglevel=error \
        node_modules/@highlightjs/cdn-assets/es/highlight.min.js \
        node_modules/@highlightjs/cdn-assets/styles/github.min.css \
        node_modules/@highlightjs/cdn-assets/styles/github-dark.min.css static/vendor/ \
-    && cp node_modules/katex/dist/katex.mjs node_modules/katex/dist/katex.min.css static/vendor/katex/ \
+    && cp node_modules/katex/dist/katex.mjs node_modules/katex/dist/katex.min.css \
+       node_modules/katex/dist/contrib/copy-tex.mjs static/vendor/katex/ \
     && cp -r node_modules/katex/dist/fonts static/vendor/katex/
 
 # --- runtime

@@ -27,7 +27,9 @@ VENDOR_FILES := node_modules/marked/lib/marked.esm.js node_modules/dompurify/dis
 	node_modules/@highlightjs/cdn-assets/styles/github.min.css node_modules/@highlightjs/cdn-assets/styles/github-dark.min.css
 # KaTeX (maths): its module, its stylesheet and the fonts beside it (the stylesheet names them as
 # fonts/…, and production's manifest storage needs every file it names, woff2, woff and ttf).
-KATEX_FILES := node_modules/katex/dist/katex.mjs node_modules/katex/dist/katex.min.css
+# contrib/copy-tex: copying a selection that holds a formula copies its TeX.
+KATEX_FILES := node_modules/katex/dist/katex.mjs node_modules/katex/dist/katex.min.css \
+	node_modules/katex/dist/contrib/copy-tex.mjs
 $(VENDORED): package-lock.json
 	@command -v npm >/dev/null || { echo "error: the web UI's libraries need npm (Node.js 18+)"; exit 2; }
 	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error

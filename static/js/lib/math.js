@@ -8,6 +8,8 @@
 // Content-Security-Policy allows where a style="" attribute would be refused.
 
 import katex from "../../vendor/katex/katex.mjs";
+// Copying a selection that holds a formula puts the formula's TeX ($…$) in the plain text.
+import "../../vendor/katex/copy-tex.mjs";
 
 const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 const escapeHtml = (text) => text.replace(/[&<>"']/g, (ch) => ESCAPES[ch]);

@@ -70,3 +70,19 @@ def test_formulas_whose_mathml_carries_styles_draw_without_a_policy_refusal(page
         "$\\boldsymbol{\\alpha}$ and $\\fcolorbox{red}{white}{x}$ and $\\color{red} y$",
     )
     assert drawn == 3
+
+
+def test_copying_a_selection_with_a_formula_copies_its_tex(page: Any) -> None:
+    page.goto("/")
+    send(page, "[maths] Show me some maths")
+    wait_until_idle(page)
+    copied = page.evaluate(
+        """() => {
+            const paragraph = document.querySelector("article.message.assistant .markdown > p");
+            getSelection().selectAllChildren(paragraph);
+            const clipboardData = new DataTransfer();
+            document.dispatchEvent(new ClipboardEvent("copy", { clipboardData, cancelable: true }));
+            return clipboardData.getData("text/plain");
+        }"""
+    )
+    assert copied.startswith("Here: Euler's identity $e^{i\\pi} + 1 = 0$ is free")
