@@ -179,7 +179,38 @@ def spend_admit(*, user: User, amount: Decimal, now: datetime | None = None) -> 
     return {RESERVED_KEY: str(amount), DAY_KEY: today.isoformat(), MONTH_KEY: month.isoformat()}
 
 
-def quota_settle(*, user_id: int, reservation: dict[str, Any] | None, cost: Decimal) -> None:
+@dataclass(frozen=True)
+class Settlement:
+    """What settling a turn's spend writes: `released` given back from the reservation and
+    `cost` booked, in the day and the month that start on `starts`."""
+
+    user_id: int
+    released: Decimal
+    cost: Decimal
+    starts: tuple[date, date]
+
+    @property
+    def empty(self) -> bool:
+        return self.released == 0 and self.cost == 0
+
+    def statements(self) -> list[tuple[str, dict[str, Any]]]:
+        """The ledger upserts (day, month): SQL with `{table}` and its parameters."""
+        return [
+            (
+                _SETTLE,
+                {
+                    "user_id": self.user_id,
+                    "period": str(period),
+                    "start": start,
+                    "cost": self.cost,
+                    "released": self.released,
+                },
+            )
+            for period, start in zip((Period.DAY, Period.MONTH), self.starts, strict=True)
+        ]
+
+
+def quota_settlement(*, user_id: int, reservation: dict[str, Any] | None, cost: Decimal) -> Settlement:
     """Release a turn's reservation (if any) and book `cost` to its day and month (without a
     reservation: today and this month). Unconditional: real usage is booked even past a limit."""
     reservation = reservation or {}
@@ -189,11 +220,15 @@ def quota_settle(*, user_id: int, reservation: dict[str, Any] | None, cost: Deci
     else:
         released = Decimal(0)
         starts = period_starts()
-    if released == 0 and cost == 0:
-        return
-    for period, start in zip((Period.DAY, Period.MONTH), starts, strict=True):
-        params = {"user_id": user_id, "period": str(period), "start": start, "cost": cost, "released": released}
-        _execute(_SETTLE, params)
+    return Settlement(user_id=user_id, released=released, cost=cost, starts=starts)
+
+
+def quota_settle(*, user_id: int, reservation: dict[str, Any] | None, cost: Decimal) -> None:
+    """`quota_settlement`, written now."""
+    settlement = quota_settlement(user_id=user_id, reservation=reservation, cost=cost)
+    if not settlement.empty:
+        for sql, params in settlement.statements():
+            _execute(sql, params)
 
 
 def quota_release(*, user_id: int, reservation: dict[str, Any] | None) -> None:

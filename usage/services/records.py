@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from accounts.models import User
 from providers.catalogcache import catalog_snapshot
 from providers.contract import Usage
-from usage.models import Kind, UsageRecord
-from usage.services.quotas import quota_settle
+from usage.models import Kind, SpendLedger, UsageRecord
+from usage.services.quotas import quota_settlement
 
 MILLION = Decimal(1_000_000)
 
@@ -77,22 +79,68 @@ def usage_record(
     with transaction.atomic():
         if tier_id is TierUnknown:
             tier_id = User.objects.filter(pk=user_id).values_list("tier_id", flat=True).first()
-        UsageRecord.objects.create(
-            user_id=user_id if tier_id is not None else None,
-            tier_id=tier_id,
-            kind=kind,
-            chat_id=chat_id,
-            message_id=message_id,
-            model_id=model_id[:200],
-            provider=provider[:100],
-            input_tokens=max(0, usage.input_tokens),
-            output_tokens=max(0, usage.output_tokens),
-            reasoning_tokens=max(0, usage.reasoning_tokens),
-            cost=cost,
-            byok=byok,
-            ttft_ms=ttft_ms if ttft_ms is None else max(0, ttft_ms),
-            total_ms=total_ms if total_ms is None else max(0, total_ms),
-            outcome=str(outcome)[:40],
-        )
+        row = {
+            "created_at": timezone.now(),
+            "user_id": user_id if tier_id is not None else None,
+            "tier_id": tier_id,
+            "kind": kind,
+            "chat_id": chat_id,
+            "message_id": message_id,
+            "model_id": model_id[:200],
+            "provider": provider[:100],
+            "input_tokens": max(0, usage.input_tokens),
+            "output_tokens": max(0, usage.output_tokens),
+            "reasoning_tokens": max(0, usage.reasoning_tokens),
+            "cost": cost,
+            "byok": byok,
+            "ttft_ms": ttft_ms if ttft_ms is None else max(0, ttft_ms),
+            "total_ms": total_ms if total_ms is None else max(0, total_ms),
+            "outcome": str(outcome)[:40],
+        }
+        statements = [(_INSERT_RECORD, row)]
         if tier_id is not None:
-            quota_settle(user_id=user_id, reservation=reservation, cost=cost)
+            settlement = quota_settlement(user_id=user_id, reservation=reservation, cost=cost)
+            if not settlement.empty:
+                statements += [
+                    (sql.format(table=SpendLedger._meta.db_table), params) for sql, params in settlement.statements()
+                ]
+        sql, params = _as_one_statement(statements)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
+_RECORD_COLUMNS = (
+    "created_at",
+    "user_id",
+    "tier_id",
+    "kind",
+    "chat_id",
+    "message_id",
+    "model_id",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost",
+    "byok",
+    "ttft_ms",
+    "total_ms",
+    "outcome",
+)
+_INSERT_RECORD = (
+    f"INSERT INTO {UsageRecord._meta.db_table} ({', '.join(_RECORD_COLUMNS)}) "
+    f"VALUES ({', '.join(f'%({column})s' for column in _RECORD_COLUMNS)})"
+)
+_PARAMETER = re.compile(r"%\((\w+)\)s")
+
+
+def _as_one_statement(statements: list[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+    """Writes as one statement (each a data-modifying CTE of its own): one round trip for the
+    usage row and the ledger's day and month, which touch different rows."""
+    ctes: list[str] = []
+    params: dict[str, Any] = {}
+    for index, (sql, values) in enumerate(statements):
+        prefixed = _PARAMETER.sub(rf"%(w{index}_\1)s", sql)
+        ctes.append(f"w{index} AS ({prefixed})")
+        params.update({f"w{index}_{name}": value for name, value in values.items()})
+    return f"WITH {', '.join(ctes)} SELECT 1", params

@@ -6,6 +6,8 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.tests.factories import GuestFactory, UserFactory
 from providers.contract import Usage
@@ -84,6 +86,26 @@ def test_platform_cost_is_booked_to_the_users_day_and_month() -> None:
     day_row = SpendLedger.objects.get(user_id=user.pk, period=Period.DAY, start=today)
     month_row = SpendLedger.objects.get(user_id=user.pk, period=Period.MONTH, start=month)
     assert day_row.spent == month_row.spent == Decimal("0.042")
+
+
+def test_a_reply_with_a_known_tier_writes_its_row_and_both_ledger_periods_in_one_statement() -> None:
+    priced_model(input_price="3", output_price="15")
+    user = UserFactory()
+
+    with CaptureQueriesContext(connection) as captured:
+        usage_record(
+            user_id=user.pk,
+            kind="chat",
+            model_id="acme:large",
+            provider="acme",
+            usage=Usage(input_tokens=2_000, output_tokens=1_000),
+            tier_id=user.tier_id,
+        )
+
+    writes = [query["sql"] for query in captured.captured_queries if query["sql"].startswith(("INSERT", "WITH"))]
+    assert len(writes) == 1  # the catalog's prices may be read first (a fresh process's snapshot)
+    assert UsageRecord.objects.get(user=user).cost == Decimal("0.021")
+    assert SpendLedger.objects.filter(user_id=user.pk, spent=Decimal("0.021")).count() == 2
 
 
 def test_stopped_and_failed_generations_keep_their_outcome() -> None:
