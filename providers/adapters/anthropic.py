@@ -25,8 +25,8 @@ import anthropic
 import httpx2
 import orjson
 
-from providers.adapters.base import Adapter, stream_timeout
-from providers.adapters.clients import shared_http_client
+from providers.adapters.base import Adapter, call_timeout, stream_timeout
+from providers.adapters.clients import sdk_client, shared_http_client
 from providers.adapters.sse import ServerSentEvent, SSEDecoder
 from providers.adapters.wire import arguments_object, connection_lost, retry_after_header
 from providers.contract import (
@@ -116,30 +116,33 @@ class AnthropicAdapter(Adapter):
     async def list_models(self) -> list[str]:
         async with self._client() as client:
             try:
-                return [model.id async for model in client.models.list(limit=1000)]
+                timeout = call_timeout(self.endpoint.timeouts)
+                return [model.id async for model in client.models.list(limit=1000, timeout=timeout)]
             except (anthropic.AnthropicError, httpx2.HTTPError, ValueError) as error:
                 raise provider_error(error, provider=self.endpoint.provider) from None
 
     @contextlib.asynccontextmanager
     async def _client(self) -> AsyncIterator[anthropic.AsyncAnthropic]:
-        """A client for one call. Its HTTP client is the endpoint's (the route closes it) or the
-        loop's shared one (never closed here), so there is nothing to close after the call."""
+        """A client for one call: kept for the loop (`sdk_client`) on the shared HTTP client, made
+        anew on an endpoint's own (the route closes that one). Timeouts go with each request
+        (`stream_timeout`, `call_timeout`): a call's vary (its share of a first-token budget)."""
         endpoint = self.endpoint
-        timeouts = endpoint.timeouts
-        # The base's first-token and idle timers are the real limits; the read timeout only
-        # backs them up, so it must not fire first.
-        read = max(timeouts.first_token, timeouts.idle) + timeouts.connect
-        client = anthropic.AsyncAnthropic(
-            # Always explicit (even ""): a missing key would make the SDK read the server's own
-            # ANTHROPIC_API_KEY and send it to whatever base_url this endpoint names.
-            api_key=endpoint.api_key,
-            base_url=endpoint.base_url or None,
-            http_client=endpoint.http_client or shared_http_client(),
-            max_retries=0,
-            timeout=httpx2.Timeout(connect=timeouts.connect, read=read, write=read, pool=timeouts.connect),
-            default_headers=_key_headers(endpoint.api_key),
-        )
-        yield client
+
+        def make(http_client: httpx2.AsyncClient) -> anthropic.AsyncAnthropic:
+            return anthropic.AsyncAnthropic(
+                # Always explicit (even ""): a missing key would make the SDK read the server's own
+                # ANTHROPIC_API_KEY and send it to whatever base_url this endpoint names.
+                api_key=endpoint.api_key,
+                base_url=endpoint.base_url or None,
+                http_client=http_client,
+                max_retries=0,
+                default_headers=_key_headers(endpoint.api_key),
+            )
+
+        if endpoint.http_client is not None:
+            yield make(endpoint.http_client)
+        else:
+            yield sdk_client(("anthropic", endpoint.api_key, endpoint.base_url), lambda: make(shared_http_client()))
 
 
 def _key_headers(api_key: str) -> dict[str, Any]:

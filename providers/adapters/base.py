@@ -14,6 +14,13 @@ from providers.contract import ChatRequest, ChatResult, Endpoint, ErrorCode, Eve
 logger = logging.getLogger(__name__)
 
 
+def call_timeout(timeouts: Timeouts) -> httpx2.Timeout:
+    """HTTP timeouts for a call answered at once (models, an image): the read timeout is the
+    whole wait for the answer, never shorter than the stream limits."""
+    read = max(timeouts.first_token, timeouts.idle) + timeouts.connect
+    return httpx2.Timeout(connect=timeouts.connect, read=read, write=read, pool=timeouts.connect)
+
+
 def stream_timeout(timeouts: Timeouts) -> httpx2.Timeout:
     """HTTP timeouts for a streamed call, with no read timeout: the stream's first-token and idle
     timers (`Adapter.stream`) are its limits, and an HTTP read timeout would arm and cancel a

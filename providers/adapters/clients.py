@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import TypeVar
 
 import httpx2
 
@@ -40,3 +43,30 @@ def shared_http_client() -> httpx2.AsyncClient:
         # private on purpose); it is only the redirect refusal that is wanted here.
         client = _clients[loop] = GuardedAsyncClient(limits=LIMITS, follow_redirects=False)
     return client
+
+
+T = TypeVar("T")
+# SDK clients kept per loop, by what they are made of (an LRU: BYOK keys make many).
+SDK_CLIENTS_KEPT = 256
+_sdk_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OrderedDict[Hashable, object]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def sdk_client(key: Hashable, make: Callable[[], T]) -> T:
+    """The running loop's SDK client for `key` (everything the client is made of: kind, key,
+    URL, timeouts), made once. An SDK client made per call costs its constructor and, on its
+    first request, a thread hop to read the platform for its telemetry headers (the openai and
+    anthropic SDKs both do), a tenth of a turn's web CPU. Only for clients on the shared HTTP
+    client: one on a route's own client dies with the route."""
+    clients = _sdk_clients.get(asyncio.get_running_loop())
+    if clients is None:
+        clients = _sdk_clients[asyncio.get_running_loop()] = OrderedDict()
+    client = clients.get(key)
+    if client is None:
+        client = clients[key] = make()
+        if len(clients) > SDK_CLIENTS_KEPT:
+            clients.popitem(last=False)
+    else:
+        clients.move_to_end(key)
+    return client  # type: ignore[return-value]

@@ -33,8 +33,8 @@ import httpx2
 import openai
 import orjson
 
-from providers.adapters.base import Adapter, stream_timeout
-from providers.adapters.clients import shared_http_client
+from providers.adapters.base import Adapter, call_timeout, stream_timeout
+from providers.adapters.clients import sdk_client, shared_http_client
 from providers.adapters.sse import SSEDecoder
 from providers.adapters.wire import connection_lost, retry_after_header
 from providers.contract import (
@@ -84,21 +84,21 @@ class OpenAIAdapter(Adapter):
     protocol = "openai"
 
     def _client(self) -> openai.AsyncOpenAI:
-        timeouts = self.endpoint.timeouts
-        # The base enforces first-token and idle timeouts more finely; the SDK's read timeout
-        # is only a backstop that must never fire before them.
-        read = max(timeouts.first_token, timeouts.idle) + 5.0
-        options: dict[str, Any] = {
-            "api_key": self.endpoint.api_key or NO_KEY,
-            "base_url": self.endpoint.base_url or None,
-            "max_retries": 0,
-            "timeout": httpx2.Timeout(
-                connect=timeouts.connect, read=read, write=timeouts.connect, pool=timeouts.connect
+        """Timeouts go with each request (`stream_timeout`, `call_timeout`): the client is kept
+        for the loop (`sdk_client`), and a call's timeouts vary (its share of a first-token
+        budget). Never closed here: the endpoint's HTTP client belongs to its route, the shared
+        one to the loop."""
+        api_key, base_url = self.endpoint.api_key or NO_KEY, self.endpoint.base_url or None
+        if self.endpoint.http_client is not None:
+            return openai.AsyncOpenAI(
+                api_key=api_key, base_url=base_url, max_retries=0, http_client=self.endpoint.http_client
+            )
+        return sdk_client(
+            ("openai", api_key, base_url),
+            lambda: openai.AsyncOpenAI(
+                api_key=api_key, base_url=base_url, max_retries=0, http_client=shared_http_client()
             ),
-        }
-        # Never closed here: the endpoint's client belongs to its route, the shared one to the loop.
-        options["http_client"] = self.endpoint.http_client or shared_http_client()
-        return openai.AsyncOpenAI(**options)
+        )
 
     async def _stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         completions = self._client().chat.completions.with_streaming_response
@@ -132,7 +132,7 @@ class OpenAIAdapter(Adapter):
     async def list_models(self) -> list[str]:
         client = self._client()
         try:
-            return [model.id async for model in client.models.list()]
+            return [model.id async for model in client.models.list(timeout=call_timeout(self.endpoint.timeouts))]
         except (openai.OpenAIError, ValueError) as error:
             raise self._error(error) from None
 
@@ -144,7 +144,7 @@ class OpenAIAdapter(Adapter):
         if model.startswith("dall-e"):
             options["response_format"] = "b64_json"  # gpt-image-1 always answers base64 and refuses this
         try:
-            result = await client.images.generate(**options)
+            result = await client.images.generate(**options, timeout=call_timeout(self.endpoint.timeouts))
         except (openai.OpenAIError, ValueError) as error:
             raise self._error(error) from None
         encoded = result.data[0].b64_json if result.data else None

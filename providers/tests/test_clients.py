@@ -68,3 +68,37 @@ async def test_a_redirect_is_not_followed_so_a_header_key_never_leaves_its_provi
     assert response.status_code == 307
     assert provider.headers[0]["x-api-key"] == "sk-ant-secret"
     assert elsewhere.headers == []
+
+
+def _endpoint(**fields: Any) -> Any:
+    from providers.contract import Endpoint, Timeouts
+
+    values: dict[str, Any] = {"base_url": "http://127.0.0.1:9/v1", "api_key": "sk-one", "timeouts": Timeouts()}
+    return Endpoint(**(values | fields))
+
+
+async def test_an_sdk_client_is_made_once_per_key_and_url_whatever_a_calls_timeouts() -> None:
+    import dataclasses
+
+    from providers.adapters.anthropic import AnthropicAdapter
+    from providers.adapters.openai import OpenAIAdapter
+    from providers.contract import Timeouts
+
+    endpoint = _endpoint()
+    # A call's first-token share of its budget changes its timeouts, not its client.
+    shorter = dataclasses.replace(endpoint, timeouts=Timeouts(first_token=12.5))
+    assert OpenAIAdapter(endpoint)._client() is OpenAIAdapter(shorter)._client()
+    assert OpenAIAdapter(endpoint)._client() is not OpenAIAdapter(_endpoint(api_key="sk-two"))._client()
+    async with AnthropicAdapter(endpoint)._client() as first, AnthropicAdapter(shorter)._client() as again:
+        assert first is again
+
+
+async def test_a_routes_own_http_client_gets_a_client_of_its_own_each_call() -> None:
+    import httpx2
+
+    from providers.adapters.openai import OpenAIAdapter
+
+    async with httpx2.AsyncClient() as own:
+        endpoint = _endpoint(http_client=own)
+        first, second = OpenAIAdapter(endpoint)._client(), OpenAIAdapter(endpoint)._client()
+        assert first is not second and first._client is own
