@@ -24,6 +24,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from accounts.models import User
+from accounts.sessions import session_group, session_signed_in
 from chat.fanout import follow_reply
 from chat.generation import INTERRUPTED, generation_stop, sync_db, turn_begin
 from chat.models import Message, Role, Status
@@ -47,9 +48,16 @@ CLOSE_DISABLED = 4403  # the account was disabled by an operator (usage.services
 MAX_MODEL_CHARACTERS = 200
 MAX_CLIENT_ID_CHARACTERS = 100
 MAX_REQ_CHARACTERS = 100
+# A repeated send waits at most this long for the first copy's generation to open its buffer.
+REPEAT_WAIT_INTERVAL = 0.05
+REPEAT_WAIT_POLLS = 100
 MAX_SEQ = 2**53  # a Redis stream id's part, and the largest integer every JSON reader keeps exactly
 
 Frame = dict[str, Any]
+
+
+class SessionEnded(Exception):
+    """The socket's session no longer signs its user in: the socket closes with 4401."""
 
 
 class FrameError(Exception):
@@ -191,11 +199,25 @@ def saved_frames(message: Message) -> list[Frame]:
     return [snapshot, done]
 
 
+async def _buffer_opened(message_id: str) -> None:
+    """Wait (boundedly) for a streaming reply's buffer to open. A repeated `send` finds the first
+    copy's reply as soon as it is committed, but that copy opens the buffer only after preparing
+    the request; followed before then, the reply would look abandoned and end as `interrupted`.
+    A buffer still missing after the wait is followed as it is (its process died)."""
+    buffer = stream_buffer()
+    for _ in range(REPEAT_WAIT_POLLS):
+        if await buffer.exists(message_id):
+            return
+        await asyncio.sleep(REPEAT_WAIT_INTERVAL)
+
+
 class ChatConsumer(AsyncJsonWebsocketConsumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user: User | None = None
         self.group: str | None = None
+        self.session_key: str | None = None
+        self.session_group: str | None = None
         self.followers: dict[str, asyncio.Task[None]] = {}
 
     # --- Connection ---------------------------------------------------------------------------
@@ -212,6 +234,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.user = user
         self.group = user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        session = self.scope.get("session")
+        self.session_key = getattr(session, "session_key", None)
+        if self.session_key:
+            # Closed with the session: sign-out, a password change, a flush (chat/receivers.py).
+            self.session_group = session_group(self.session_key)
+            await self.channel_layer.group_add(self.session_group, self.channel_name)
 
     async def disconnect(self, code: int) -> None:
         # This socket's followers only: the generations they follow keep running and are saved.
@@ -219,11 +247,22 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             task.cancel()
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.session_group is not None:
+            await self.channel_layer.group_discard(self.session_group, self.channel_name)
 
     async def user_disabled(self, event: dict[str, Any]) -> None:
         """The account was disabled: stop reading frames and close (from the user's group)."""
         self.user = None
         await self.close(code=CLOSE_DISABLED)
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        """The session ended (its group, or the user's after a password change): stop reading
+        frames and close as signed out; the tab loads a page and reconnects on its new session.
+        Once only: a sign-out announces itself twice (the row deleted, the user signed out)."""
+        if self.user is None:
+            return
+        self.user = None
+        await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def chat_event(self, event: dict[str, Any]) -> None:
         """A frame for every tab of this user (from the group), except the one that caused it."""
@@ -238,6 +277,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             frame = json.loads(text_data) if text_data is not None else None
         except ValueError:
             frame = None
+        except RecursionError:
+            # A frame of nested arrays or objects deeper than the parser's recursion allows
+            # (a thousand levels; a real frame has three): refused, and the socket stays open.
+            await self._error(None, "bad_frame", "The frame is nested too deeply.")
+            return
         await self.receive_json(frame)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
@@ -251,7 +295,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         kind = content.get("type")
         fields = FRAMES.get(kind) if isinstance(kind, str) else None
         if fields is None:
-            await self._error(req, "unknown_type", f"Unknown frame type {str(kind)[:40]!r}.")
+            # Only a string is echoed: the repr of a deeply nested `type` would itself recurse.
+            named = kind[:40] if isinstance(kind, str) else type(kind).__name__
+            await self._error(req, "unknown_type", f"Unknown frame type {named!r}.")
             return
         try:
             values = {name: check(name, content.get(name)) for name, check in fields.items()}
@@ -260,6 +306,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self._error(req, refusal.code, refusal.message)
         except TurnRefused as refusal:
             await self._error(req, refusal.code, refusal.message, retry_after=refusal.retry_after)
+        except SessionEnded:
+            await self.session_ended({})
         except Exception:
             logger.exception("chat socket: %s frame failed", kind)
             await self._error(req, "internal", "Something went wrong; try again.")
@@ -268,18 +316,27 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if fields["parent_id"] is not None and fields["chat_id"] is None:
             raise _bad("`parent_id` needs the `chat_id` of its chat.")
         fields["client_id"] = fields["client_id"] or None  # "" is no client_id
-        await self._started(req, await turn_begin(turn_send, user=self.user, model_id=model, **fields))
+        await self._started(
+            req, await turn_begin(self._in_session(turn_send), user=self.user, model_id=model, **fields)
+        )
 
     async def on_edit(
         self, req: Any, *, message_id: str, content: str, model: str | None, attachments: list[str] | None
     ) -> None:
         started = await turn_begin(
-            turn_edit, user=self.user, message_id=message_id, content=content, model_id=model, attachments=attachments
+            self._in_session(turn_edit),
+            user=self.user,
+            message_id=message_id,
+            content=content,
+            model_id=model,
+            attachments=attachments,
         )
         await self._started(req, started)
 
     async def on_regenerate(self, req: Any, *, message_id: str, model: str | None) -> None:
-        started = await turn_begin(turn_regenerate, user=self.user, message_id=message_id, model_id=model)
+        started = await turn_begin(
+            self._in_session(turn_regenerate), user=self.user, message_id=message_id, model_id=model
+        )
         await self._started(req, started)
 
     async def on_stop(self, req: Any, *, message_id: str) -> None:
@@ -306,6 +363,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "pong", "req": req})
 
     # --- Turns and following ------------------------------------------------------------------
+    def _in_session(self, service: Callable[..., TurnStarted]) -> Callable[..., TurnStarted]:
+        """`service`, run only while this socket's session still signs its user in. A turn calls
+        and bills a model, so its frame is checked itself rather than trusting that the close
+        sent when the session ended (`session_ended`) has arrived: one read by key, in the
+        turn's own database call. Other frames rely on that close."""
+        session_key, user_id = self.session_key, self.user.pk if self.user is not None else None
+
+        def service_in_session(**fields: Any) -> TurnStarted:
+            if user_id is None or not session_signed_in(session_key=session_key, user_id=user_id):
+                raise SessionEnded
+            return service(**fields)
+
+        return service_in_session
+
     async def _started(self, req: Any, started: TurnStarted) -> None:
         """Acknowledge a begun turn (its generation running, its buffer open), follow the reply
         from its first frame, and tell the user's other tabs."""
@@ -315,6 +386,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         chat_id = str(started.chat.pk)
         ids = {"chat_id": chat_id, "user_message_id": user_message_id, "assistant_message_id": reply_id}
         await self.send_json({"type": "ack", "req": req, **ids})
+        if not started.created and reply.status == Status.STREAMING:
+            await _buffer_opened(reply_id)
         await self._follow(reply_id, 0)
         if started.created:
             parent_id = str(reply.parent_id)

@@ -53,8 +53,20 @@ class Chat(models.Model):
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     last_activity_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True, help_text="A tombstone, kept for sync.")
+    # The client_id of the `send` that started the chat. A new chat has no row a message's
+    # (chat, client_id) constraint could collide on, so two copies of that send racing (a retry
+    # on a new socket while the first is still being saved) would each make a chat: this column's
+    # (owner, client_id) constraint makes the second one's INSERT wait for the first and fail.
+    client_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="chat_idempotent_client_id",
+            ),
+        ]
         indexes = [
             models.Index(fields=["owner", "-pinned", "-last_activity_at"], name="chat_list"),
             models.Index(fields=["owner", "updated_at"], name="chat_changes"),

@@ -1,4 +1,6 @@
-"""The ASGI entry point: HTTP to Django, WebSockets through session auth and an Origin check."""
+"""The ASGI entry point: HTTP to Django, WebSockets through an Origin check (scheme, host and
+port: `config.origins`) and session auth. daphne imports this before it builds its WebSocket
+factory, so the factory's options set here (`config.websocket_server`) apply to every socket."""
 
 from __future__ import annotations
 
@@ -16,11 +18,14 @@ with exit_on_startup_error():
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
 
 from chat.generation import GenerationsWatched, generations_watch
 from chat.routing import websocket_urlpatterns
+from config.origins import SameOriginValidator
 from config.server_loop import when_the_server_loop_starts
+from config.websocket_server import websocket_failures_close_cleanly
+
+websocket_failures_close_cleanly()
 
 # The process's generation watchers (stops, heartbeats, the orphan sweep) start with daphne's
 # loop, so a restarted process sweeps before anyone reaches it; elsewhere with the first request.
@@ -29,7 +34,7 @@ application = GenerationsWatched(
     ProtocolTypeRouter(
         {
             "http": django_asgi_application,
-            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         }
     )
 )

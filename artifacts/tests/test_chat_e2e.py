@@ -43,7 +43,7 @@ class Tab:
     def __init__(self, cookie: str) -> None:
         headers = [
             (b"origin", b"http://localhost:8000"),
-            (b"host", b"localhost"),
+            (b"host", b"localhost:8000"),
             (b"cookie", f"sessionid={cookie}".encode()),
         ]
         self.communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)

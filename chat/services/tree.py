@@ -142,6 +142,7 @@ def exchange_append(
             selected_root_id=question.pk,
             active_leaf_id=reply.pk,
             last_activity_at=now,
+            client_id=question.client_id,  # a racing repeat of this send fails on it (Chat.client_id)
         )
         chat.save(force_insert=True)
     else:

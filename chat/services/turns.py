@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from accounts.limits import turn_admit
 from accounts.models import User
@@ -27,6 +27,9 @@ from usage.services import AccountDisabled, QuotaExceeded, cost_of, spend_admit
 # Reserved per turn before the real usage is known (settled when the reply ends).
 RESERVED_OUTPUT_TOKENS = 1_000
 MAX_CONTENT_CHARACTERS = 100_000
+# The constraints that make a `send` with a client_id happen once per user: (owner, client_id)
+# on the chat a send starts, (chat, client_id) on the message it saves.
+CLIENT_ID_CONSTRAINTS = frozenset({"chat_idempotent_client_id", "message_idempotent_client_id"})
 
 
 class TurnRefused(Exception):
@@ -183,9 +186,31 @@ def turn_send(
     if not model_id and chat_id:
         model_id = _owned_chat(user, chat_id).default_model  # the chat's model: read once more, rarely
     route = _checked_model(user, model_id or "")
-    model = route.model_id
     images = _checked_images(user, route, attachments)
     question = Message(role=Role.USER, content=_text_parts(content, images), text=content, client_id=client_id)
+    try:
+        return _send_saved(user, chat_id, parent_id, question, route=route, images=images)
+    except IntegrityError as error:
+        # A copy of this send committed first (a retry racing it on another socket): its INSERT
+        # waited on the client_id constraint until that commit, and this one's transaction,
+        # its admission included, is rolled back. The answer is the first copy's turn.
+        repeated = _repeated_send(user, client_id) if _client_id_conflict(error) else None
+        if repeated is None:
+            raise
+        return repeated
+
+
+def _client_id_conflict(error: IntegrityError) -> bool:
+    diag = getattr(error.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) in CLIENT_ID_CONSTRAINTS
+
+
+def _send_saved(
+    user: User, chat_id: Any, parent_id: Any, question: Message, *, route: Route, images: list[dict[str, Any]]
+) -> TurnStarted:
+    """Admit the turn and save the question and its reply placeholder, in one transaction."""
+    model = route.model_id
+    content = question.text
     with transaction.atomic():
         reservation = _admit(user, _estimate_tokens(content, len(images)), route)
         reply = Message(

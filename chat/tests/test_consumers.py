@@ -61,7 +61,7 @@ class Tab:
     """One browser tab: a socket on a person's session, read with timeouts."""
 
     def __init__(self, cookie: str | None) -> None:
-        headers = [(b"origin", b"http://localhost:8000"), (b"host", b"localhost")]
+        headers = [(b"origin", b"http://localhost:8000"), (b"host", b"localhost:8000")]
         if cookie:
             headers.append((b"cookie", f"sessionid={cookie}".encode()))
         self.communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)

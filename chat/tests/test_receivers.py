@@ -31,7 +31,7 @@ from usage.services.operators import user_disable
 def _socket(cookie: str) -> WebsocketCommunicator:
     headers = [
         (b"origin", b"http://localhost:8000"),
-        (b"host", b"localhost"),
+        (b"host", b"localhost:8000"),
         (b"cookie", f"sessionid={cookie}".encode()),
     ]
     return WebsocketCommunicator(application, "/ws/chat/", headers=headers)
