@@ -8,6 +8,9 @@ message). A second follow of the same message replaces the first; closing the so
 its followers and never a generation. Every socket of a user joins the channel-layer group
 `user.<id>`; a `chat.event` message there carries a ready `frame` for the user's tabs (titles,
 new generations, switches), skipping the socket named in `skip` (the tab that caused it).
+A socket also joins its session's group (`accounts.sessions.session_group`): a `session.ended`
+there, or in the user's group after a password change, closes it with 4401 (chat/receivers.py
+sends them), and each turn frame re-reads the session before it starts anything.
 """
 
 from __future__ import annotations
