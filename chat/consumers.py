@@ -31,6 +31,7 @@ from accounts.sessions import session_group, session_signed_in
 from chat.fanout import follow_reply
 from chat.generation import INTERRUPTED, generation_stop, sync_db, turn_begin
 from chat.models import Message, Role, Status
+from chat.parts import reasoning_of
 from chat.services.titles import user_group
 from chat.services.tree import message_switch
 from chat.services.turns import (
@@ -183,11 +184,7 @@ def saved_frames(message: Message) -> list[Frame]:
     from chat.selectors import message_tree_entry
 
     message_id = str(message.pk)
-    reasoning = "".join(
-        str(part.get("text", ""))
-        for part in message.content or []
-        if isinstance(part, dict) and part.get("type") == "reasoning"
-    )
+    reasoning = reasoning_of(message.content)
     snapshot: Frame = {"type": "delta", "message_id": message_id, "seq": None, "snapshot": True, "text": message.text}
     if reasoning:
         snapshot["reasoning"] = reasoning

@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.db import IntegrityError
-
 from chat.generation.pool import sync_db
 from chat.generation.prepare import Prepared, generation_prepare_for
 from chat.generation.run import generation_start
-from chat.services.turns import TurnStarted, turn_send
+from chat.services.turns import TurnStarted
 
 
 async def turn_begin(service: Callable[..., TurnStarted], **fields: Any) -> TurnStarted:
@@ -30,7 +28,7 @@ def _saved_and_prepared(service: Callable[..., TurnStarted], **fields: Any) -> t
     reply then waits once for the database, not twice (behind every turn queued meanwhile). A
     failure to prepare is left to the generation, which prepares again and saves the reply with
     the error."""
-    started = _send_once(**fields) if service is turn_send else service(**fields)
+    started = service(**fields)
     if not started.created:
         return started, None
     reply = started.assistant_message
@@ -41,13 +39,3 @@ def _saved_and_prepared(service: Callable[..., TurnStarted], **fields: Any) -> t
     except Exception:  # noqa: BLE001 - reported by the generation itself
         return started, None
     return started, prepared
-
-
-def _send_once(**fields: Any) -> TurnStarted:
-    try:
-        return turn_send(**fields)
-    except IntegrityError:
-        if not fields.get("client_id"):
-            raise
-        # The same client_id raced in on another socket and won: this retry finds its turn.
-        return turn_send(**fields)

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-from typing import Any
 
 from channels.db import database_sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
+from chat.frames import done
 from chat.generation.finish import SettledTurn, turn_settle
 from chat.generation.owner import Owner, owners_read
 from chat.generation.pool import sync_db
 from chat.generation.watch import RUNNING
 from chat.models import Message, Status
+from chat.parts import Part, written_parts
 from chat.reply import Reply
 from chat.streambuffer import BufferExpired, stream_buffer
 from providers.contract import ErrorCode, ProviderError, TextDelta
@@ -46,18 +47,10 @@ async def _recover(message_id: str) -> bool:
             if frame.get("type") == "delta":
                 text.append(frame.get("text", ""))
                 reasoning.append(frame.get("reasoning", ""))
-    parts = []
-    if "".join(reasoning):
-        parts.append({"type": "reasoning", "text": "".join(reasoning)})
-    if "".join(text):
-        parts.append({"type": "text", "text": "".join(text)})
+    parts = written_parts(text="".join(text), reasoning="".join(reasoning))
     if not await sync_db(_fail_orphan)(message_id, parts, "".join(text)):
         return False
-    frame: dict[str, Any] = {
-        "type": "done",
-        "status": Status.ERROR,
-        "error": {"code": INTERRUPTED_CODE, "message": INTERRUPTED},
-    }
+    frame = done(status=Status.ERROR, error={"code": INTERRUPTED_CODE, "message": INTERRUPTED})
     with contextlib.suppress(Exception):  # gone meanwhile (its chat deleted): a done without it
         frame["message"] = await sync_db(message_tree_entry_read)(message_id)
     with contextlib.suppress(Exception):
@@ -65,7 +58,7 @@ async def _recover(message_id: str) -> bool:
     return True
 
 
-def _fail_orphan(message_id: str, parts: list[dict[str, Any]], text: str) -> bool:
+def _fail_orphan(message_id: str, parts: list[Part], text: str) -> bool:
     """Save what an orphan had written as an `interrupted` error and settle its turn like a
     reply that failed without reported usage: charged an estimate, the rest of what it
     reserved given back, a usage row written. False when it is no longer `streaming`."""

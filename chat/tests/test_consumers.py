@@ -589,6 +589,7 @@ async def test_a_socket_without_a_session_is_closed_with_4401() -> None:
     connected, _ = await tab.communicator.connect()
     assert connected
     assert await tab.communicator.receive_output() == {"type": "websocket.close", "code": 4401}
+    await tab.close()  # the browser's side of the close: the consumer ends (nothing left running)
 
 
 @database_sync_to_async

@@ -57,6 +57,7 @@ async def test_signing_out_closes_every_socket_of_that_session_and_no_other() ->
 
     for tab in tabs:
         assert await tab.communicator.receive_output(timeout=5) == CLOSED
+        await tab.close()
     assert await _alive(elsewhere)
     await elsewhere.close()
 
@@ -69,6 +70,7 @@ async def test_a_flushed_session_closes_its_sockets() -> None:
     await database_sync_to_async(store.flush)()
 
     assert await tab.communicator.receive_output(timeout=5) == CLOSED
+    await tab.close()
 
 
 async def test_a_password_change_closes_every_socket_of_the_user() -> None:
@@ -84,6 +86,7 @@ async def test_a_password_change_closes_every_socket_of_the_user() -> None:
 
     for tab in tabs:
         assert await tab.communicator.receive_output(timeout=5) == CLOSED
+        await tab.close()
 
 
 async def test_saving_a_user_without_a_new_password_closes_nothing() -> None:
@@ -115,6 +118,7 @@ async def test_a_turn_on_a_socket_whose_session_is_gone_is_refused_and_calls_no_
     assert await tab.communicator.receive_output(timeout=5) == CLOSED
     assert _model_calls(openai_fake) == 0
     assert await database_sync_to_async(Message.objects.count)() == 0
+    await tab.close()
 
 
 async def test_frames_after_sign_out_are_not_answered(openai_fake: OpenAIServer) -> None:
@@ -127,6 +131,7 @@ async def test_frames_after_sign_out_are_not_answered(openai_fake: OpenAIServer)
 
     assert await tab.communicator.receive_nothing(timeout=0.3)
     assert _model_calls(openai_fake) == 0
+    await tab.close()
 
 
 @pytest.mark.django_db(transaction=True)

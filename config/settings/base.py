@@ -71,9 +71,7 @@ def redis_backed_settings(url: str) -> dict[str, Any]:
                 # default read timeout, which would otherwise end an idle tab's consumer. And
                 # room for every open socket: each one's group joins and pops use the pool.
                 "CONFIG": {
-                    "hosts": [
-                        {"address": url, "socket_timeout": None, "max_connections": 5_000, "driver_info": None}
-                    ],
+                    "hosts": [{"address": url, "socket_timeout": None, "max_connections": 5_000, "driver_info": None}],
                     "prefix": "arbor:channels",
                 },
             }

@@ -50,6 +50,7 @@ async def test_a_socket_without_a_session_is_closed_with_4401() -> None:
     assert connected
     closed = await communicator.receive_output()
     assert closed == {"type": "websocket.close", "code": 4401}
+    await communicator.disconnect()  # the browser's side of the close: the consumer ends
 
 
 async def test_an_unknown_frame_gets_an_error_frame_echoing_its_req_and_the_socket_stays_open() -> None:
