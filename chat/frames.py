@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from typing import Any, Literal, NotRequired, TypedDict
 
+# A tool's result is sent exactly as it is stored.
+from chat.parts import ToolResultPart as ToolResultFrame
+from chat.parts import tool_result_part as tool_result_frame
+
 
 # --- A reply's stream ---------------------------------------------------------------------------
 class DeltaFrame(TypedDict):
@@ -41,15 +45,6 @@ class ToolCallDeltaFrame(TypedDict):
 class ToolCallEndFrame(TypedDict):
     type: Literal["tool_call_end"]
     index: int
-
-
-class ToolResultFrame(TypedDict):
-    type: Literal["tool_result"]
-    tool_call_id: str
-    name: str
-    text: str
-    error: bool
-    data: dict[str, Any]
 
 
 class ErrorDetail(TypedDict):
@@ -89,17 +84,6 @@ def tool_call_end_frame(*, index: int) -> ToolCallEndFrame:
     return {"type": "tool_call_end", "index": index}
 
 
-def tool_result_frame(*, tool_call_id: str, name: str, text: str, error: bool, data: dict[str, Any]) -> ToolResultFrame:
-    return {
-        "type": "tool_result",
-        "tool_call_id": tool_call_id,
-        "name": name,
-        "text": text,
-        "error": error,
-        "data": data,
-    }
-
-
 def done(
     *,
     status: str,
@@ -131,3 +115,23 @@ class ChatChangedFrame(TypedDict):
 
 def chat_title_changed(chat_id: str, title: str) -> ChatChangedFrame:
     return {"type": "chat", "chat_id": chat_id, "title": title}
+
+
+__all__ = [
+    "ChatChangedFrame",
+    "DeltaFrame",
+    "DoneFrame",
+    "ErrorDetail",
+    "ToolCallDeltaFrame",
+    "ToolCallEndFrame",
+    "ToolCallFrame",
+    "ToolResultFrame",
+    "chat_title_changed",
+    "done",
+    "reasoning_delta",
+    "text_delta",
+    "tool_call_delta_frame",
+    "tool_call_end_frame",
+    "tool_call_frame",
+    "tool_result_frame",
+]

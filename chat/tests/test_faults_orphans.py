@@ -25,13 +25,9 @@ from websockets.sync.client import ClientConnection
 from chat.streambuffer import BufferExpired, StreamBuffer
 from chat.tests.test_protocol_e2e import Browser, _frame, _send
 from config.tests.test_serve import (  # noqa: F401 - serve_environment is a fixture
-    _read_until_ready,
-    _serve,
-    _stop_with_ctrl_c,
     serve_environment,
+    served_with_slow_fake,
 )
-from providers.testing.__main__ import steady_reply
-from providers.testing.openai_server import OpenAIServer
 
 TOKENS = 2000  # at 20 a second, 100 s: the reply is still being written when its process dies
 EXPECTED = "".join(f"token{index} " for index in range(TOKENS))
@@ -59,24 +55,10 @@ class Served:
 
 @pytest.fixture
 def one_web_process(serve_environment: dict[str, str]) -> Iterator[Served]:  # noqa: F811
-    fake = OpenAIServer()
-    fake.default_reply = steady_reply(TOKENS, rate=20)
-    with fake:
-        environment = {
-            **serve_environment,
-            "WEB_PROCESSES": "1",
-            "OPENAI_API_KEY": "sk-fake",
-            "OPENAI_BASE_URL": f"{fake.url}/v1",
-        }
-        process = _serve(environment)
-        try:
-            _read_until_ready(process)
-            threading.Thread(target=_drain, args=(process,), daemon=True).start()
-            base = f"http://127.0.0.1:{environment['ARBOR_PORT']}"
-            yield Served(process=process, base=base, redis_url=environment["REDIS_URL"])
-        finally:
-            if process.poll() is None:
-                _stop_with_ctrl_c(process)
+    with served_with_slow_fake(serve_environment, web_processes=1, tokens=TOKENS) as (process, environment, _):
+        threading.Thread(target=_drain, args=(process,), daemon=True).start()
+        base = f"http://127.0.0.1:{environment['ARBOR_PORT']}"
+        yield Served(process=process, base=base, redis_url=environment["REDIS_URL"])
 
 
 def _drain(process: subprocess.Popen[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import json
 import signal
@@ -89,6 +90,33 @@ def _read_until_ready(process: subprocess.Popen[str], timeout: float = 90) -> st
 def _stop_with_ctrl_c(process: subprocess.Popen[str]) -> int:
     process.send_signal(signal.SIGINT)
     return process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def served_with_slow_fake(
+    serve_environment: dict[str, str], *, web_processes: int, tokens: int, rate: float = 20
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, str], str]]:
+    """`serve` with `web_processes` web processes and OpenAI pointed at a fake writing every reply
+    as `tokens` tokens at `rate` a second: the process, its environment and its start-up output.
+    Stopped with Ctrl-C at the end, unless a test stopped it already."""
+    from providers.testing.__main__ import steady_reply
+    from providers.testing.openai_server import OpenAIServer
+
+    fake = OpenAIServer()
+    fake.default_reply = steady_reply(tokens, rate=rate)
+    with fake:
+        environment = {
+            **serve_environment,
+            "WEB_PROCESSES": str(web_processes),
+            "OPENAI_API_KEY": "sk-fake",
+            "OPENAI_BASE_URL": f"{fake.url}/v1",
+        }
+        process = _serve(environment)
+        try:
+            yield process, environment, _read_until_ready(process)
+        finally:
+            if process.poll() is None:
+                _stop_with_ctrl_c(process)
 
 
 def _healthz(base: str) -> dict[str, object]:

@@ -21,13 +21,11 @@ from config.embedded.base import pid_is_alive
 from config.tests.test_serve import (  # noqa: F401 - serve_environment is a fixture
     BASE_DIR,
     _read_until_ready,
-    _serve,
     _stop_with_ctrl_c,
     serve_environment,
+    served_with_slow_fake,
 )
 from conftest import process_environment
-from providers.testing.__main__ import steady_reply
-from providers.testing.openai_server import OpenAIServer
 
 # Bounds on the tries before giving up: the kernel hands each new connection to whichever web
 # process accepts first, so which one answers is chance, not a schedule.
@@ -52,24 +50,10 @@ class Served:
 @pytest.fixture
 def two_web_processes(serve_environment: dict[str, str]) -> Iterator[Served]:  # noqa: F811
     """`serve` with WEB_PROCESSES=2 and OpenAI pointed at a fake that writes a slow reply."""
-    fake = OpenAIServer()
-    fake.default_reply = steady_reply(TOKENS, rate=20)
-    with fake:
-        environment = {
-            **serve_environment,
-            "WEB_PROCESSES": "2",
-            "OPENAI_API_KEY": "sk-fake",
-            "OPENAI_BASE_URL": f"{fake.url}/v1",
-        }
-        process = _serve(environment)
-        try:
-            startup = _read_until_ready(process)
-            assert "2 web processes on one port" in startup
-            port = int(environment["ARBOR_PORT"])
-            yield Served(process=process, base=f"http://127.0.0.1:{port}", port=port)
-        finally:
-            if process.poll() is None:
-                _stop_with_ctrl_c(process)
+    with served_with_slow_fake(serve_environment, web_processes=2, tokens=TOKENS) as (process, environment, startup):
+        assert "2 web processes on one port" in startup
+        port = int(environment["ARBOR_PORT"])
+        yield Served(process=process, base=f"http://127.0.0.1:{port}", port=port)
 
 
 def _answering_process(base: str) -> int:
