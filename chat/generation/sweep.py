@@ -17,7 +17,7 @@ from typing import Any
 
 from chat.generation.owner import PROCESS_ID
 from chat.generation.recover import UNCLAIMED_AFTER, generations_recover_orphans
-from chat.generation.watch import watchers_ensure
+from chat.generation.watch import raise_if_cancelled, watchers_ensure
 from chat.streambuffer import StreamBuffer, stream_buffer
 
 logger = logging.getLogger(__name__)
@@ -42,9 +42,11 @@ async def _sweep_forever(buffer: StreamBuffer) -> None:
         await asyncio.sleep(SWEEP_EVERY)
         try:
             recovered = await generations_sweep(buffer)
+            raise_if_cancelled()
         except asyncio.CancelledError:
             raise
         except Exception:
+            raise_if_cancelled()
             logger.warning("generations: looking for orphaned replies failed; trying again", exc_info=True)
             continue
         if recovered:

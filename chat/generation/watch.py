@@ -18,7 +18,25 @@ STOP_CHANNEL = "arbor:stops"
 HEARTBEAT_EVERY = 5.0
 STOP_CHECK_EVERY = 1.0  # the flag is the fallback: the channel stops a generation at once
 
-__all__ = ["HEARTBEAT_PREFIX", "HEARTBEAT_SECONDS", "RUNNING", "STOP_CHANNEL", "STOP_PREFIX", "watchers_ensure"]
+__all__ = [
+    "HEARTBEAT_PREFIX",
+    "HEARTBEAT_SECONDS",
+    "RUNNING",
+    "STOP_CHANNEL",
+    "STOP_PREFIX",
+    "raise_if_cancelled",
+    "watchers_ensure",
+]
+
+
+def raise_if_cancelled() -> None:
+    """For a watcher's loop, after each Redis call: end it if it was cancelled. A cancellation
+    that lands as redis-py's read times out can be swallowed (the call returns None, or raises
+    an error of its own), and a loop going on would never end: its event loop could not close
+    (seen as tests hanging at teardown in `pubsub.get_message`)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 _watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[asyncio.Task[None], ...]] = (
@@ -46,6 +64,7 @@ async def _watch_running(buffer: StreamBuffer) -> None:
     last_beat = time.monotonic()
     while True:
         await asyncio.sleep(STOP_CHECK_EVERY)
+        raise_if_cancelled()
         running = list(RUNNING)
         if not running:
             continue
@@ -58,6 +77,7 @@ async def _watch_running(buffer: StreamBuffer) -> None:
                     owner_claim(pipe, running)  # the process's alive key, and each heartbeat
                 answers = await pipe.execute()
         except Exception:
+            raise_if_cancelled()
             logger.warning("generations: checking stop flags failed; retrying", exc_info=True)
             continue
         if beat:
@@ -77,11 +97,13 @@ async def _listen_for_stops(buffer: StreamBuffer) -> None:
                 await pubsub.subscribe(STOP_CHANNEL)
                 while True:
                     message = await pubsub.get_message(timeout=HEARTBEAT_SECONDS / 2)
+                    raise_if_cancelled()
                     task = RUNNING.get(str(message["data"])) if message else None
                     if task is not None:
                         task.cancel()
         except asyncio.CancelledError:
             raise
         except Exception:
+            raise_if_cancelled()
             logger.warning("generation stops: listening failed; retrying", exc_info=True)
             await asyncio.sleep(1.0)
