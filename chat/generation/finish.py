@@ -42,7 +42,9 @@ class SettledTurn:
 _TREE_COLUMNS = ", ".join(f"m.{name}" for name in TREE_FIELDS)
 # One statement saves the reply and reads back what settling and the `done` frame need: the
 # turn's reservation as it was (`old`: the same row before this update), the owner and tier,
-# whether the chat has a title, and the saved row's tree fields.
+# whether the chat has a title, and the saved row's tree fields. Only a reply still `streaming`:
+# one recovered meanwhile (its process taken for dead, e.g. its loop stalled past the alive key)
+# is already saved, settled and billed, and must not be twice.
 _SAVE_SQL = f"""
 UPDATE {Message._meta.db_table} AS m SET
     content = %(content)s::jsonb, text = %(text)s, status = %(status)s, reservation = '{{}}'::jsonb,
@@ -52,7 +54,7 @@ UPDATE {Message._meta.db_table} AS m SET
 FROM {Message._meta.db_table} AS old
 JOIN {Chat._meta.db_table} AS c ON c.id = old.chat_id
 JOIN {User._meta.db_table} AS u ON u.id = c.owner_id
-WHERE m.id = %(id)s AND old.id = m.id
+WHERE m.id = %(id)s AND old.id = m.id AND old.status = 'streaming'
 RETURNING old.reservation, m.chat_id, c.owner_id, u.tier_id, c.title, m.provider, {_TREE_COLUMNS}
 """
 
@@ -60,9 +62,10 @@ RETURNING old.reservation, m.chat_id, c.owner_id, u.tier_id, c.title, m.provider
 @sync_db
 def reply_save(
     message_id: str, reply: Reply, status: str, *, started: float, error: ProviderError | None
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Save the reply, then settle what its turn reserved and record its usage, all or nothing.
-    Returns the saved message as the chat's tree holds it (for the `done` frame)."""
+    Returns the saved message as the chat's tree holds it (for the `done` frame); None when the
+    reply was no longer `streaming` (ended by a recovery, which wrote its `done`) or is gone."""
     ttft = None if reply.first_token_at is None else int((reply.first_token_at - started) * 1000)
     total = int((time.monotonic() - started) * 1000)
     usage = reply.usage
@@ -81,7 +84,11 @@ def reply_save(
     }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_SAVE_SQL, params)
-        reservation, chat_id, owner_id, tier_id, title, provider, *tree = cursor.fetchone()
+        saved = cursor.fetchone()
+        if saved is None:
+            logger.warning("generation %s: the reply was ended elsewhere meanwhile; not saved again", message_id)
+            return None
+        reservation, chat_id, owner_id, tier_id, title, provider, *tree = saved
         row = dict(zip(TREE_FIELDS, tree, strict=True))
         turn = SettledTurn(message_id, str(chat_id), owner_id, tier_id, row["model_id"], provider, _json(reservation))
         turn_settle(turn, reply, status=status, error=error, ttft_ms=ttft, total_ms=total)
@@ -170,6 +177,8 @@ async def reply_finish(
         with contextlib.suppress(Exception):
             await coalescer.aclose()
         saved = await reply_save(message_id, reply, status, started=started, error=error)
+        if saved is None:
+            return  # ended elsewhere: its `done` is in the buffer already (local followers read it there)
         # The reply is saved; a Redis failure now only costs followers the live `done` (a resume
         # answers from the saved message).
         try:

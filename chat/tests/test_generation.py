@@ -413,3 +413,22 @@ async def test_a_recovered_orphans_done_frame_carries_it_as_saved_interrupted() 
     assert done["message"] == await _tree_entry(chat_id, reply_id)
     assert (done["message"]["status"], done["message"]["error_code"]) == ("error", "interrupted")
     assert done["message"]["content"] == [{"type": "text", "text": "Partial words"}]
+
+
+async def test_a_reply_recovered_meanwhile_is_neither_saved_nor_billed_again(openai_fake: OpenAIServer) -> None:
+    openai_fake.script(reply(*[Say(f"word{index} ") for index in range(60)], delay=0.02))
+    placeholder, capacity = await _send_without_refill("Go on", "openai:gpt-5-mini")
+    task = await generation_start(placeholder.pk)
+    follower = stream_buffer().follow(placeholder.pk, 0)
+    await anext(follower)
+    # What a recovery writes when it took this process for dead (its loop stalled too long).
+    await database_sync_to_async(Message.objects.filter(pk=placeholder.pk).update)(
+        status=Status.ERROR, error_code="interrupted", text="word0 "
+    )
+
+    await task
+
+    saved = await _message(str(placeholder.pk))
+    assert (saved.status, saved.error_code, saved.text) == (Status.ERROR, "interrupted", "word0 ")
+    assert await _usage_rows(str(placeholder.pk)) == []
+    assert await _tokens_left(str(placeholder.pk)) == capacity - placeholder.reservation["reserved_tokens"]
