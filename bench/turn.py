@@ -1,5 +1,5 @@
 """CPU of one chat turn where a socket's `send` spends it: saving the turn and preparing its
-generation, in one database thread call (`chat.consumers._turn`), with no model called.
+generation, in one database thread call (`chat.generation.begin.turn_begin`), with no model called.
 
 Runs in this process against a fresh database (`arbor_bench_turn`), migrated and seeded as `make
 run` seeds it, with OpenAI configured (a key and a URL that is never called). Each conversation
@@ -58,15 +58,15 @@ def _guests_unlimited() -> None:
 
 def _arbor_turns(turns: int, conversation: int) -> Callable[[], None]:
     """A callable that runs the next turn as the socket does (save, then prepare)."""
-    from chat.consumers import _send
     from chat.generation import generation_prepare_for
+    from chat.services.turns import turn_send
 
     state: dict[str, object] = {"left": 0}
 
     def turn() -> None:
         if not state["left"]:
             state.update(user=_guest(), chat=None, parent=None, left=conversation)
-        started = _send(
+        started = turn_send(
             user=state["user"],
             chat_id=state["chat"],
             parent_id=state["parent"],
