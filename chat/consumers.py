@@ -356,7 +356,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self._tell_other_tabs(frame)
 
     async def on_resume(self, req: Any, *, message_id: str, after_seq: int) -> None:
-        await self._owned_reply(message_id)
+        message = await self._owned_reply(message_id)
+        if message.status != Status.STREAMING and not await stream_buffer().is_finished(message_id):
+            # Saved, but its buffer never got its `done` (Redis was lost as the reply ended) or is
+            # gone: the saved message answers, or the follower would wait on a buffer nothing writes.
+            for frame in saved_frames(message):
+                await self.send_json(frame)
+            return
         await self._follow(message_id, after_seq)
 
     async def on_ping(self, req: Any) -> None:

@@ -18,6 +18,7 @@ are read at each use, as before. Users' own models and keys (BYOK) are not cache
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections import defaultdict
@@ -25,8 +26,11 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django_redis import get_redis_connection
+from redis.exceptions import RedisError
 
 from providers.models import Model, ModelProvider, Provider, TierAccess
+
+logger = logging.getLogger(__name__)
 
 VERSION_KEY = "arbor:catalog:version"
 
@@ -57,7 +61,14 @@ def catalog_changed() -> None:
 def catalog_snapshot() -> CatalogSnapshot:
     """The current catalog: this process's snapshot while the version is unchanged."""
     global _snapshot  # noqa: PLW0603 - the process's one cache
-    version = get_redis_connection("default").get(VERSION_KEY)
+    try:
+        version = get_redis_connection("default").get(VERSION_KEY)
+    except RedisError:
+        # Redis is gone: no change can be announced meanwhile either, so the snapshot this
+        # process holds is as current as any. Without one, read the catalog and mark it unread,
+        # so the first read of the version once Redis is back replaces it.
+        logger.warning("catalog: the version could not be read from Redis; using this process's snapshot")
+        return _snapshot if _snapshot is not None else _load(_UNREAD)
     snapshot = _snapshot
     if snapshot is not None and snapshot.version == version:
         return snapshot
@@ -73,6 +84,9 @@ def catalog_forget() -> None:
     global _snapshot  # noqa: PLW0603
     with _lock:
         _snapshot = None
+
+
+_UNREAD = b"\x00unread"  # no token Redis holds looks like this
 
 
 def _load(version: bytes | None) -> CatalogSnapshot:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from django.contrib.admin.sites import site
 from django.test import RequestFactory
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from accounts.selectors import tier_registered_default
 from accounts.tests.factories import UserFactory
@@ -42,6 +43,30 @@ def test_a_warm_route_reads_no_catalogue_row(acme: Provider, django_assert_num_q
     with django_assert_num_queries(0):  # type: ignore[operator]
         route = route_for(user=user, model_id="acme:one")
     assert route.candidates[0].provider_model_id == "one-v1"
+
+
+class _LostRedis:
+    def get(self, key: str) -> None:
+        raise RedisConnectionError("Redis is gone")
+
+
+@pytest.mark.django_db
+def test_while_redis_is_lost_routes_come_from_the_snapshot_held_and_the_catalog_otherwise(
+    acme: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from providers import catalogcache
+
+    make_model("acme:one", (acme, "one-v1"), tiers=(tier_registered_default(),))
+    user = UserFactory()
+    held = catalogcache.catalog_snapshot()
+    monkeypatch.setattr(catalogcache, "get_redis_connection", lambda alias: _LostRedis())
+
+    assert catalogcache.catalog_snapshot() is held  # a saved reply is still priced and billed
+    catalogcache.catalog_forget()
+    assert _code(user, "acme:one") == "routed"  # none held: read from the database
+    monkeypatch.undo()
+    monkeypatch.setenv("ACME_KEY", "sk-acme-platform-key")
+    assert catalogcache.catalog_snapshot().version != b"\x00unread"  # Redis back: read afresh
 
 
 @pytest.mark.django_db
