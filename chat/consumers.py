@@ -310,7 +310,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.session_ended({})
         except Exception:
             logger.exception("chat socket: %s frame failed", kind)
-            await self._error(req, "internal", "Something went wrong; try again.")
+            # With the reply's id a tab follows it again (as for `stream_unavailable`): a resume
+            # that met Redis coming back must not leave the reply unfollowed.
+            resumed = content.get("message_id") if kind == "resume" else None
+            resumed = resumed if isinstance(resumed, str) else None
+            await self._error(req, "internal", "Something went wrong; try again.", message_id=resumed)
 
     async def on_send(self, req: Any, *, model: str | None, **fields: Any) -> None:
         if fields["parent_id"] is not None and fields["chat_id"] is None:

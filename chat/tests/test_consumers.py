@@ -358,6 +358,46 @@ async def test_resume_after_the_buffer_expired_answers_a_snapshot_and_done_witho
     await tab.close()
 
 
+async def test_a_saved_reply_whose_buffer_never_got_its_done_is_resumed_from_the_database(
+    openai_fake: OpenAIServer,
+) -> None:
+    openai_fake.script(reply(Say("Saved "), Say("answer.")))
+    tab = await _tab(await _person())
+    ack, _ = await _turn(tab, _send("Hi"))
+    reply_id = ack["assistant_message_id"]
+    # As when Redis went away while the reply ended: saved, but its buffer has no `done`.
+    key = f"arbor:stream:{reply_id}"
+    [(last_id, last)] = await stream_buffer().client.xrevrange(key, count=1)
+    assert '"done"' in last["f"]
+    await stream_buffer().client.xdel(key, last_id)
+
+    await tab.send({"type": "resume", "message_id": reply_id, "after_seq": 0})
+
+    snapshot, done = await tab.receive(), await tab.receive()
+    assert (snapshot["snapshot"], snapshot["text"]) == (True, "Saved answer.")
+    assert (done["type"], done["status"]) == ("done", "complete")
+    await tab.close()
+
+
+async def test_a_resume_that_fails_on_the_server_says_which_reply_so_the_tab_follows_it_again(
+    openai_fake: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    openai_fake.script(reply(Say("Saved.")))
+    tab = await _tab(await _person())
+    ack, _ = await _turn(tab, _send("Hi"))
+    reply_id = ack["assistant_message_id"]
+
+    async def redis_gone(self: Any, message_id: Any) -> bool:
+        raise ConnectionError("Redis is gone")
+
+    monkeypatch.setattr(type(stream_buffer()), "is_finished", redis_gone)
+    await tab.send({"type": "resume", "message_id": reply_id, "after_seq": 0})
+
+    error = await tab.receive()
+    assert (error["type"], error["code"], error["message_id"], error["req"]) == ("error", "internal", reply_id, None)
+    await tab.close()
+
+
 async def test_resume_of_a_reply_left_streaming_without_a_buffer_says_interrupted_and_starts_nothing(
     openai_fake: OpenAIServer,
 ) -> None:
