@@ -34,6 +34,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from providers.adapters.base import Adapter
+from providers.adapters.clients import sdk_client, shared_http_client
 from providers.adapters.wire import arguments_object, connection_lost, retry_after_header
 from providers.contract import (
     ChatMessage,
@@ -150,32 +151,35 @@ class GoogleAdapter(Adapter):
 
     @contextlib.asynccontextmanager
     async def _client(self) -> AsyncIterator[genai.Client]:
-        """A client for one call. Its httpx2 client is the endpoint's, or one of ours closed after
-        the call (always httpx2: the SDK would switch to aiohttp were it installed)."""
+        """A client for one call: kept for the loop on the shared httpx2 client (`sdk_client`), or
+        made anew on an endpoint's own (its route closes that one). Always httpx2: the SDK would
+        switch to aiohttp were it installed."""
         endpoint = self.endpoint
         if not endpoint.api_key:
             # The SDK would fall back to the server's own GOOGLE_API_KEY / GEMINI_API_KEY and send
             # it to whatever base_url this endpoint names.
             raise ProviderError(ErrorCode.AUTHENTICATION, provider=endpoint.provider)
-        context = _ssl_context()
-        http_client = endpoint.http_client or httpx2.AsyncClient(verify=context)
-        options = types.HttpOptions(
-            base_url=endpoint.base_url or None,
-            api_version=API_VERSION,
-            timeout=int(REPLY_DEADLINE * 1000),
-            retry_options=types.HttpRetryOptions(attempts=1),
-            httpx_async_client=http_client,
-            # The SDK builds a sync and a websocket TLS context per client (~20 ms of CPU each)
-            # unless given one: share one per process.
-            client_args={"verify": context},
-            async_client_args={"ssl": context},
-        )
-        try:
+
+        def make(http_client: httpx2.AsyncClient) -> genai.Client:
+            context = _ssl_context()
+            options = types.HttpOptions(
+                base_url=endpoint.base_url or None,
+                api_version=API_VERSION,
+                timeout=int(REPLY_DEADLINE * 1000),
+                retry_options=types.HttpRetryOptions(attempts=1),
+                httpx_async_client=http_client,
+                # The SDK builds a sync and a websocket TLS context per client (~20 ms of CPU each)
+                # unless given one: share one per process.
+                client_args={"verify": context},
+                async_client_args={"ssl": context},
+            )
             # vertexai=False: never let GOOGLE_GENAI_USE_VERTEXAI in the environment redirect the call.
-            yield genai.Client(vertexai=False, api_key=endpoint.api_key, http_options=options)
-        finally:
-            if endpoint.http_client is None:
-                await http_client.aclose()
+            return genai.Client(vertexai=False, api_key=endpoint.api_key, http_options=options)
+
+        if endpoint.http_client is not None:
+            yield make(endpoint.http_client)
+        else:
+            yield sdk_client(("google", endpoint.api_key, endpoint.base_url), lambda: make(shared_http_client()))
 
 
 @functools.cache

@@ -81,6 +81,7 @@ async def test_an_sdk_client_is_made_once_per_key_and_url_whatever_a_calls_timeo
     import dataclasses
 
     from providers.adapters.anthropic import AnthropicAdapter
+    from providers.adapters.google import GoogleAdapter
     from providers.adapters.openai import OpenAIAdapter
     from providers.contract import Timeouts
 
@@ -90,6 +91,8 @@ async def test_an_sdk_client_is_made_once_per_key_and_url_whatever_a_calls_timeo
     assert OpenAIAdapter(endpoint)._client() is OpenAIAdapter(shorter)._client()
     assert OpenAIAdapter(endpoint)._client() is not OpenAIAdapter(_endpoint(api_key="sk-two"))._client()
     async with AnthropicAdapter(endpoint)._client() as first, AnthropicAdapter(shorter)._client() as again:
+        assert first is again
+    async with GoogleAdapter(endpoint)._client() as first, GoogleAdapter(shorter)._client() as again:
         assert first is again
 
 
