@@ -289,7 +289,8 @@ async def test_a_provider_that_never_sends_a_first_token_fails_over_within_one_b
         _patient(_vendor_candidate(protocol, "second", healthy)),
     )
     sleeps = Sleeps()
-    stream = RoutedStream(route, REQUEST, retry=_budget(1.0), breaker=BREAKER, sleep=sleeps)
+    # Each provider's share is 2 s: room for a loaded machine to answer from the second.
+    stream = RoutedStream(route, REQUEST, retry=_budget(4.0), breaker=BREAKER, sleep=sleeps)
     assert await _text(stream) == "from the backup"
     assert stream.served_by.provider == "second"  # type: ignore[union-attr]
     assert len(stalling.requests) == 1  # type: ignore[attr-defined]
@@ -315,7 +316,8 @@ async def test_a_backoff_longer_than_the_budget_left_is_not_waited_for(
     primary.script(Fail(500), Fail(500), Fail(500))
     sleeps = Sleeps()
     route = _route(_candidate("primary", primary), _candidate("backup", backup))
-    stream = RoutedStream(route, REQUEST, retry=_budget(5.0, base_delay=30), breaker=BREAKER, sleep=sleeps)
+    # The backoff is at least 4 s (8 s capped, times a jitter of 0.5 to 1.5): always past 3 s.
+    stream = RoutedStream(route, REQUEST, retry=_budget(3.0, base_delay=30), breaker=BREAKER, sleep=sleeps)
     assert await _text(stream) == "Hello from the fake server."
     assert sleeps.waits == []
     assert len(primary.requests) == 1
