@@ -105,7 +105,10 @@ async def test_a_generation_names_its_process_which_stays_alive_while_it_runs(
     client = stream_buffer().client
     assert await client.get(HEARTBEAT_PREFIX + reply_id) == PROCESS_ID
     await client.delete(PROCESS_PREFIX + PROCESS_ID)  # as if it had expired: the watcher renews it
-    await asyncio.sleep(0.5)
+    for _ in range(100):  # a heartbeat round every 0.1 s; a loaded machine may take longer
+        if await client.exists(PROCESS_PREFIX + PROCESS_ID):
+            break
+        await asyncio.sleep(0.05)
     assert await client.exists(PROCESS_PREFIX + PROCESS_ID)
     # Another process's sweep (this one skips what it runs itself) finds the owner alive.
     monkeypatch.setattr("chat.generation.recover.RUNNING", {})
