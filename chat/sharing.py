@@ -18,11 +18,11 @@ failed tool results are left out.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from chat.models import Chat, Role
+from chat.parts import content_parts
 from chat.selectors import active_branch_rows
 from chat.services.titles import heuristic_title
 
@@ -47,12 +47,8 @@ DOCUMENT_FIELDS = ("title", "kind", "language", "version")
 def shared_parts(content: Any, documents: dict[str, str]) -> list[dict[str, Any]]:
     """What the page shows of one message's parts (the module says what is kept); `documents`
     maps document ids to page-local ids across the whole page, so a document keeps one card id."""
-    if isinstance(content, str):  # jsonb read by a raw query comes back as its JSON text
-        content = json.loads(content)
     shown: list[dict[str, Any]] = []
-    for part in content if isinstance(content, list) else []:
-        if not isinstance(part, dict):
-            continue
+    for part in content_parts(content):
         kind = part.get("type")
         if kind in ("text", "reasoning"):
             shown.append({"type": kind, "text": str(part.get("text") or "")})
