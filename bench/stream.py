@@ -88,7 +88,9 @@ def _direct_client(fake_url: str) -> Any:
     return AsyncOpenAI(api_key="sk-bench", base_url=f"{fake_url}/v1", max_retries=0, timeout=120.0)
 
 
-async def _direct(client: Any, rate: float, content: str = "hi") -> StreamResult:
+async def _direct(client: Any, rate: float, content: str = "hi", *, measure_bytes: bool = True) -> StreamResult:
+    """One call straight to the fake through the SDK. `measure_bytes`: also count each chunk's
+    JSON size (a re-encoding per chunk: left out where the client's CPU is the figure)."""
     result, arrivals = StreamResult(), []
     started = time.perf_counter()
     stream = await client.chat.completions.create(
@@ -101,7 +103,8 @@ async def _direct(client: Any, rate: float, content: str = "hi") -> StreamResult
                 result.first_token = now - started
             arrivals.append((now, chunk.choices[0].delta.content.count("token")))
             result.frames += 1
-            result.bytes += len(chunk.model_dump_json())
+            if measure_bytes:
+                result.bytes += len(chunk.model_dump_json())
     result.lags = _lags(arrivals, rate) if arrivals else []
     return result
 
@@ -331,65 +334,81 @@ async def _direct_cpu(client: Any, count: int, content: str, rate: float, concur
 
     async def worker(calls: int) -> None:
         for _ in range(calls):
-            results.append(await _direct(client, rate, content))
+            results.append(await _direct(client, rate, content, measure_bytes=False))
 
     with OwnCpu() as cpu:
         await asyncio.gather(*[worker(count // concurrency) for _ in range(concurrency)])
     return cpu.seconds, sum(len(result.lags) for result in results)
 
 
+def _per_token(long: tuple[float, int], short: tuple[float, int]) -> float:
+    """Seconds of CPU per token: what the long replies cost beyond the same number of one-token
+    replies made the same way, over the tokens they streamed beyond them."""
+    return (long[0] - short[0]) / max(1, long[1] - short[1])
+
+
 async def _cpu_figures(
     *, fake_url: str, base: str, pids: list[int], rate: float, tokens: int, profile: str | None = None
 ) -> CpuFigures:
     """CPU per turn from `sockets` x `turns_each` one-token turns (the first of each socket in a new
-    chat, the rest replying in it), on sockets opened before the clock; CPU per streamed token
-    from `sockets` long replies at once, less what those replies' turns cost. `profile`: py-spy's
-    stacks of each phase, in PROFILE.turn.<pid>, PROFILE.long.<pid> and PROFILE.fast.<pid>."""
-    sockets, turns_each = 20, 10
+    chat, the rest replying in it). CPU per streamed token by difference: `replies` long replies at
+    once less `replies` one-token replies at once, each in a new chat on the same warm sockets, so
+    the turns' own cost (a new chat's, at that concurrency) cancels out. Every socket has made a
+    turn before the clock starts. `profile`: py-spy's stacks of each phase, in PROFILE.turn.<pid>,
+    PROFILE.long.<pid>, PROFILE.short.<pid> and PROFILE.fast.<pid>."""
+    sockets, turns_each, replies = 20, 10, 100
     short = "reply in 1 tokens"
     client = _direct_client(fake_url)
     await _direct(client, rate)
     direct_turn_cpu, _ = await _direct_cpu(client, sockets * turns_each, short, rate, sockets)
-    direct_long_cpu, direct_tokens = await _direct_cpu(client, sockets * 5, "hi", rate, sockets * 5)
-    direct_fast_cpu, direct_fast_tokens = await _direct_cpu(client, sockets, FAST, rate, sockets)
+    direct_long = await _direct_cpu(client, replies, "hi", rate, replies)
+    direct_short = await _direct_cpu(client, replies, short, rate, replies)
+    direct_fast = await _direct_cpu(client, sockets, FAST, rate, sockets)
     await client.close()
     direct_turn = direct_turn_cpu / (sockets * turns_each)
-    direct_token = (direct_long_cpu - sockets * 5 * direct_turn) / max(1, direct_tokens)
 
-    sessions = await asyncio.gather(*[asyncio.to_thread(_guest_session, base) for _ in range(sockets * 5)])
+    sessions = await asyncio.gather(*[asyncio.to_thread(_guest_session, base) for _ in range(replies)])
     async with contextlib.AsyncExitStack() as stack:
         sockets_open = [await stack.enter_async_context(_connect(base, session)) for session in sessions]
-        await asyncio.gather(*[_turn(ws, rate, short) for ws in sockets_open[:sockets]])  # warm each socket
+        await asyncio.gather(*[_turn(ws, rate, short) for ws in sockets_open])  # warm every socket
 
         async def conversation(ws: Any) -> None:
             chat = None
             for _ in range(turns_each):
                 chat = (await _turn(ws, rate, short, chat)).chat
 
+        async def at_once(phase: str, count: int, content: str) -> tuple[float, int]:
+            with _profiled(pids, profile and f"{profile}.{phase}"), Sampler(pids) as cpu:
+                results = await asyncio.gather(*[_turn(ws, rate, content) for ws in sockets_open[:count]])
+            return cpu.cpu_seconds, sum(len(result.lags) for result in results)
+
         with _profiled(pids, profile and f"{profile}.turn"), Sampler(pids) as turn_cpu:
             await asyncio.gather(*[conversation(ws) for ws in sockets_open[:sockets]])
-        with _profiled(pids, profile and f"{profile}.long"), Sampler(pids) as long_cpu:
-            long_replies = await asyncio.gather(*[_turn(ws, rate) for ws in sockets_open])
-        with _profiled(pids, profile and f"{profile}.fast"), Sampler(pids) as fast_cpu:
-            fast_replies = await asyncio.gather(*[_turn(ws, rate, FAST) for ws in sockets_open[:sockets]])
+        long = await at_once("long", replies, "hi")
+        short_replies = await at_once("short", replies, short)
+        fast = await at_once("fast", sockets, FAST)
     turn = turn_cpu.cpu_seconds / (sockets * turns_each)
-    streamed = sum(len(result.lags) for result in long_replies)
-    token = (long_cpu.cpu_seconds - len(long_replies) * turn) / max(1, streamed)
+    new_chat_turn = short_replies[0] / replies  # a one-token reply in a new chat, 100 at once
     figures = CpuFigures(
-        turn * 1000, direct_turn * 1000, token * 1e6, direct_token * 1e6, sockets * turns_each, streamed
+        turn * 1000,
+        direct_turn * 1000,
+        _per_token(long, short_replies) * 1e6,
+        _per_token(direct_long, direct_short) * 1e6,
+        sockets * turns_each,
+        long[1],
     )
-    fast_tokens = sum(len(result.lags) for result in fast_replies)
-    figures.batched_us = (fast_cpu.cpu_seconds - sockets * turn) / max(1, fast_tokens) * 1e6
-    figures.batched_us_direct = (direct_fast_cpu - sockets * direct_turn) / max(1, direct_fast_tokens) * 1e6
+    figures.batched_us = (fast[0] - sockets * new_chat_turn) / max(1, fast[1]) * 1e6
+    figures.batched_us_direct = (direct_fast[0] - sockets * direct_short[0] / replies) / max(1, direct_fast[1]) * 1e6
     print(
         f"CPU per turn: web {figures.turn_ms:6.2f} ms (direct SDK client {figures.turn_ms_direct:5.2f} ms)"
         f" over {figures.turns} one-token turns | CPU per streamed token: web {figures.token_us:6.1f} µs"
-        f" (direct SDK client {figures.token_us_direct:5.1f} µs) over {figures.tokens} tokens",
+        f" (direct SDK client {figures.token_us_direct:5.1f} µs) over {figures.tokens} tokens"
+        f" ({replies} replies at once, less {replies} one-token replies at once)",
         flush=True,
     )
     print(
         f"CPU per token written as fast as the vendor can (many per read): web {figures.batched_us:6.1f} µs"
-        f" (direct SDK client {figures.batched_us_direct:5.1f} µs) over {fast_tokens} tokens",
+        f" (direct SDK client {figures.batched_us_direct:5.1f} µs) over {fast[1]} tokens",
         flush=True,
     )
     return figures

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daphne import http_protocol
-from daphne import server as daphne_server
-from daphne.cli import CommandLineInterface
 from django.conf import settings
+
+from config.eventloop import event_loop_policy_install
+
+if TYPE_CHECKING:
+    from daphne.server import Server
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +89,7 @@ class CappedWebRequest(http_protocol.WebRequest):
 
 
 class CappedHTTPFactory(http_protocol.HTTPFactory):
-    def __init__(self, server: daphne_server.Server, body_limit: int | None = None) -> None:
+    def __init__(self, server: Server, body_limit: int | None = None) -> None:
         super().__init__(server)
         # Read when daphne builds the factory, after it imported the application (settings set).
         self.body_limit = settings.REQUEST_BODY_MAX_BYTES if body_limit is None else body_limit
@@ -98,6 +101,11 @@ class CappedHTTPFactory(http_protocol.HTTPFactory):
 
 
 def main() -> None:
+    # The loop is chosen before daphne's server module is imported: importing it makes the loop.
+    event_loop_policy_install()
+    from daphne import server as daphne_server
+    from daphne.cli import CommandLineInterface
+
     # daphne's Server builds its HTTP factory by this module-level name; its command line is
     # otherwise used as it is.
     daphne_server.HTTPFactory = CappedHTTPFactory

@@ -7,12 +7,16 @@ half-open: one caller (the probe) may try; success closes it, failure opens it a
 Each transition is one Lua script on the server's clock, so processes never race. Calls come
 once per generation (not per token): a synchronous Redis call of ~50 µs is cheaper than a
 thread hop, so async callers use it directly.
+
+A success resets the count only when the check before the call saw a record (`BreakerPass`):
+nearly every call finds no record, and then costs one round trip, not two. A failure recorded
+by another process while a call was running is left for the next call's success to clear.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from functools import lru_cache
 
 from django.conf import settings
@@ -21,10 +25,12 @@ from redis.commands.core import Script
 
 KEY_PREFIX = "arbor:breaker:"
 
-# KEYS[1] state hash; ARGV: open_seconds. Returns 1 if the caller may call.
+# KEYS[1] state hash; ARGV: open_seconds. Returns 2 if the caller may call and there is no
+# record, 1 if it may call, 0 if not.
 _ALLOW = """
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state or state == 'closed' then return 1 end
+if not state then return 2 end
+if state == 'closed' then return 1 end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 if state == 'open' then
@@ -61,6 +67,14 @@ return 'closed'
 """
 
 
+class BreakerPass(IntEnum):
+    """What the check before a call found; false only when the call may not be made."""
+
+    REFUSED = 0
+    ALLOWED = 1  # there is a record (failures so far, or a probe): a success must clear it
+    CLEAN = 2  # no record at all: a success has nothing to clear
+
+
 class BreakerState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
@@ -83,13 +97,14 @@ def _scripts() -> tuple[Script, Script]:
     return connection.register_script(_ALLOW), connection.register_script(_FAILURE)
 
 
-def breaker_allows(provider: str, policy: BreakerPolicy) -> bool:
+def breaker_allows(provider: str, policy: BreakerPolicy) -> BreakerPass:
     allow, _ = _scripts()
-    return bool(allow(keys=[KEY_PREFIX + provider], args=[policy.open_seconds]))
+    return BreakerPass(int(allow(keys=[KEY_PREFIX + provider], args=[policy.open_seconds])))
 
 
 def breaker_record_success(provider: str) -> None:
-    get_redis_connection("default").delete(KEY_PREFIX + provider)
+    allow, _ = _scripts()
+    allow.registered_client.delete(KEY_PREFIX + provider)
 
 
 def breaker_record_failure(provider: str, policy: BreakerPolicy) -> BreakerState:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 
 from providers.adapters import adapter_for
-from providers.breaker import BreakerPolicy, breaker_allows, breaker_record_failure, breaker_record_success
+from providers.breaker import BreakerPass, BreakerPolicy, breaker_allows, breaker_record_failure, breaker_record_success
 from providers.contract import ChatRequest, Endpoint, ErrorCode, Event, ProviderError
 from providers.routing import Candidate, Route
 
@@ -127,14 +127,15 @@ class RoutedStream:
         self._budget_ends = asyncio.get_running_loop().time() + self.retry.first_token_budget
         for position, candidate in enumerate(self.route.candidates):
             self._untried = len(self.route.candidates) - position
-            if not breaker_allows(candidate.provider, self.breaker):
+            passed = breaker_allows(candidate.provider, self.breaker)
+            if not passed:
                 self.attempts.append((candidate.provider, ErrorCode.PROVIDER_UNAVAILABLE))
                 last_error = last_error or ProviderError(ErrorCode.PROVIDER_UNAVAILABLE)
                 continue
             if self._budget_left() <= 0:
                 break  # the budget went on backoff and failures: no provider gets a try now
             try:
-                async for event in self._from(candidate):
+                async for event in self._from(candidate, passed):
                     yield event
                 return
             except ProviderError as error:
@@ -155,7 +156,7 @@ class RoutedStream:
             return candidate.endpoint
         return dataclasses.replace(candidate.endpoint, timeouts=dataclasses.replace(timeouts, first_token=share))
 
-    async def _from(self, candidate: Candidate) -> AsyncIterator[Event]:
+    async def _from(self, candidate: Candidate, passed: BreakerPass) -> AsyncIterator[Event]:
         request = dataclasses.replace(self.request, model=candidate.provider_model_id)
         attempt = 0
         while True:
@@ -182,7 +183,8 @@ class RoutedStream:
                 attempt += 1
                 await self._sleep(wait)
                 continue
-            breaker_record_success(candidate.provider)
+            if passed is not BreakerPass.CLEAN or attempt:
+                breaker_record_success(candidate.provider)
             return
 
     def _attempt(self, adapter: Any, request: ChatRequest, candidate: Candidate) -> AsyncIterator[Any]:

@@ -4,6 +4,7 @@ from django_redis import get_redis_connection
 
 from providers.breaker import (
     KEY_PREFIX,
+    BreakerPass,
     BreakerPolicy,
     BreakerState,
     breaker_allows,
@@ -18,6 +19,14 @@ POLICY = BreakerPolicy(threshold=3, open_seconds=30)
 def test_a_closed_breaker_lets_calls_through() -> None:
     assert breaker_allows("acme", POLICY)
     assert breaker_state("acme") == BreakerState.CLOSED
+
+
+def test_the_check_says_whether_a_success_has_a_record_to_clear() -> None:
+    assert breaker_allows("acme", POLICY) is BreakerPass.CLEAN
+    breaker_record_failure("acme", POLICY)
+    assert breaker_allows("acme", POLICY) is BreakerPass.ALLOWED
+    breaker_record_success("acme")
+    assert breaker_allows("acme", POLICY) is BreakerPass.CLEAN
 
 
 def test_failures_below_the_threshold_keep_it_closed() -> None:
