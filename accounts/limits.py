@@ -4,7 +4,8 @@ and refill rate per minute; zero capacity means no access at all. The limits app
 model, BYOK ones included (BYOK skips the tier's model list, not these limits).
 
 Exactness: every change to a bucket is ONE statement, `INSERT … ON CONFLICT (user_id, kind)
-DO UPDATE … WHERE … RETURNING`. PostgreSQL takes the row lock before it evaluates the update,
+DO UPDATE … WHERE … RETURNING`, in the SQL function `accounts_bucket_change` (migration 0004),
+which a chat turn's admission runs too. PostgreSQL takes the row lock before it evaluates the update,
 so concurrent changes to one bucket queue on that lock and each sees the level the previous
 one committed: 50 concurrent takes from a full bucket of 10 with no refill allow exactly 10.
 The refill is computed inside the statement from the database clock (`clock_timestamp()`),
@@ -23,67 +24,19 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import connection
 
-from accounts.models import Tier, UsageBucket, User
+from accounts.models import UsageBucket, User
 
 MESSAGES = UsageBucket.Kind.MESSAGES
 TOKENS = UsageBucket.Kind.TOKENS
 
-# kind → (capacity column, refill-per-minute column) on the tier. Fixed names, never user input.
-_TIER_COLUMNS: dict[str, tuple[str, str]] = {
-    MESSAGES: ("message_capacity", "messages_per_minute"),
-    TOKENS: ("token_capacity", "tokens_per_minute"),
-}
-
-# The user's current tier numbers for one kind (a rate per second).
-_RULE = """
-rule AS (
-    SELECT tier.{capacity}::double precision AS capacity,
-           tier.{per_minute}::double precision / 60 AS rate
-    FROM {user_table} AS member JOIN {tier_table} AS tier ON tier.id = member.tier_id
-    WHERE member.id = %(user_id)s
-)"""
-
-# The level at `at`: the stored level plus the refill since updated_at, capped at capacity.
-_REFILLED = """LEAST(
-    (SELECT capacity FROM rule),
-    bucket.tokens + (SELECT rate FROM rule)
-        * GREATEST(0, EXTRACT(EPOCH FROM {at} - bucket.updated_at)::double precision)
-)"""
-
-# Apply `delta` (positive takes, negative gives back) to one bucket, capped at capacity.
-# With `require`, only when the bucket is open (capacity > 0) and holds `delta`: otherwise no
-# row is written and none returned. The clock is read once, into EXCLUDED.updated_at, before any
-# wait for the lock; GREATEST keeps updated_at from moving back past a change committed during
-# that wait (the waiter is credited no refill for its wait, never refill twice).
-_APPLY = (
-    "WITH"
-    + _RULE
-    + """
-INSERT INTO {bucket_table} AS bucket (user_id, kind, tokens, updated_at)
-SELECT %(user_id)s, %(kind)s, LEAST(rule.capacity, rule.capacity - %(delta)s::double precision),
-       COALESCE(%(now)s::timestamptz, clock_timestamp())
-FROM rule
-WHERE NOT %(require)s OR (rule.capacity > 0 AND rule.capacity >= %(delta)s::double precision)
-ON CONFLICT (user_id, kind) DO UPDATE
-SET tokens = LEAST((SELECT capacity FROM rule), {refilled_at_excluded} - %(delta)s::double precision),
-    updated_at = GREATEST(bucket.updated_at, EXCLUDED.updated_at)
-WHERE NOT %(require)s
-   OR ((SELECT capacity FROM rule) > 0 AND {refilled_at_excluded} >= %(delta)s::double precision)
-RETURNING bucket.tokens
-"""
-)
-
-# Read one bucket without changing it: (capacity, rate per second, level now). No row: full.
-_LEVEL = (
-    "WITH"
-    + _RULE
-    + """
-SELECT rule.capacity, rule.rate, COALESCE({refilled_now}, rule.capacity)
-FROM rule LEFT JOIN {bucket_table} AS bucket ON bucket.user_id = %(user_id)s AND bucket.kind = %(kind)s
-"""
-)
+# The rules are SQL functions (migration accounts 0004), so that a chat turn's admission runs
+# them in its own single statement too: one place for them, one round trip of constant text.
+KINDS = frozenset({MESSAGES, TOKENS})
+_APPLY = "SELECT accounts_bucket_change(%s, %s, %s, %s, %s)"
+_LEVEL = "SELECT capacity, rate, level FROM accounts_bucket_level(%s, %s, %s)"
+_TURN_ADMIT = "SELECT refused, remaining, capacity, rate FROM accounts_turn_admit(%s, %s, %s)"
 
 
 @dataclass(frozen=True)
@@ -100,43 +53,37 @@ class LimitDecision:
     kind: str = MESSAGES
 
 
-def _sql(template: str, *, kind: str) -> str:
-    capacity, per_minute = _TIER_COLUMNS[kind]
-    return template.format(
-        capacity=capacity,
-        per_minute=per_minute,
-        user_table=User._meta.db_table,
-        tier_table=Tier._meta.db_table,
-        bucket_table=UsageBucket._meta.db_table,
-        refilled_at_excluded=_REFILLED.format(at="EXCLUDED.updated_at"),
-        refilled_now=_REFILLED.format(at="COALESCE(%(now)s::timestamptz, clock_timestamp())"),
-    )
-
-
 def _apply(*, user: User, kind: str, delta: float, require: bool, now: datetime | None) -> float | None:
     """The bucket's new level, or None when `require` refused (nothing written)."""
-    if kind not in _TIER_COLUMNS:
+    if kind not in KINDS:
         raise ValueError(f"unknown bucket kind {kind!r}")
-    params = {"user_id": user.pk, "kind": str(kind), "delta": float(delta), "require": require, "now": now}
     with connection.cursor() as cursor:
-        cursor.execute(_sql(_APPLY, kind=kind), params)
-        row = cursor.fetchone()
-    return None if row is None else float(row[0])
+        cursor.execute(_APPLY, [user.pk, str(kind), float(delta), require, now])
+        (level,) = cursor.fetchone()
+    return None if level is None else float(level)
 
 
-def _refusal(*, user: User, kind: str, amount: float, now: datetime | None) -> LimitDecision:
-    """Why a take was refused and how long to wait. A fresh read, after the refusing statement:
-    advisory only (another request may take the refill first)."""
-    params = {"user_id": user.pk, "kind": str(kind), "now": now}
-    with connection.cursor() as cursor:
-        cursor.execute(_sql(_LEVEL, kind=kind), params)
-        row = cursor.fetchone()
-    if row is None:  # the user is gone
+def refusal_decision(
+    *, kind: str, amount: float, capacity: float | None, rate: float | None, level: float | None
+) -> LimitDecision:
+    """A refusal with its wait, from the refusing bucket's numbers read after the refusing
+    statement (advisory only: another request may take the refill first). No numbers: the user
+    is gone."""
+    if capacity is None or rate is None or level is None:
         return LimitDecision(allowed=False, retry_after_seconds=math.inf, remaining=0.0, kind=kind)
-    capacity, rate, level = (float(value) for value in row)
+    capacity, rate, level = float(capacity), float(rate), float(level)
     never = capacity <= 0 or rate <= 0 or amount > capacity
     wait = math.inf if never else max(0.0, (amount - level) / rate)
     return LimitDecision(allowed=False, retry_after_seconds=wait, remaining=level, kind=kind)
+
+
+def _refusal(*, user: User, kind: str, amount: float, now: datetime | None) -> LimitDecision:
+    """Why a take was refused and how long to wait: a fresh read of the bucket."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LEVEL, [user.pk, str(kind), now])
+        row = cursor.fetchone()
+    capacity, rate, level = row if row is not None else (None, None, None)
+    return refusal_decision(kind=kind, amount=amount, capacity=capacity, rate=rate, level=level)
 
 
 def _check_amount(amount: float) -> None:
@@ -173,21 +120,30 @@ def limit_charge(*, user: User, kind: str, amount: float, now: datetime | None =
 def turn_admit(*, user: User, estimated_tokens: int, now: datetime | None = None) -> LimitDecision:
     """Admit one chat turn: take 1 message AND reserve `estimated_tokens`, or neither.
 
-    Both takes run in one transaction (a savepoint when the caller already has one); when the
-    token take refuses, the message take is rolled back, so the message bucket is exactly as
-    it was (an exact refund). The messages row stays locked until the transaction ends, so keep
-    the caller's transaction short. Locks are always taken messages-then-tokens: no deadlocks.
+    One statement (`accounts_turn_admit`): when the token take refuses, the message take is
+    rolled back (a subtransaction inside the function), so the message bucket is exactly as it
+    was. The messages row stays locked until the caller's transaction ends, so keep it short.
+    Locks are always taken messages-then-tokens: no deadlocks.
 
     Returns the refusing bucket's decision (kind says which), or when admitted the messages
     decision (remaining = messages left). After the turn, settle the reservation against the
     real usage: limit_refund the unused part, or limit_charge the excess.
     """
-    with transaction.atomic():
-        message = limit_take(user=user, kind=MESSAGES, amount=1, now=now)
-        if not message.allowed:
-            return message
-        tokens = limit_take(user=user, kind=TOKENS, amount=estimated_tokens, now=now)
-        if not tokens.allowed:
-            transaction.set_rollback(True)
-            return tokens
-    return message
+    _check_amount(estimated_tokens)
+    with connection.cursor() as cursor:
+        cursor.execute(_TURN_ADMIT, [user.pk, float(estimated_tokens), now])
+        refused, remaining, capacity, rate = cursor.fetchone()
+    return admission_decision(
+        refused=refused, remaining=remaining, capacity=capacity, rate=rate, tokens=estimated_tokens
+    )
+
+
+def admission_decision(
+    *, refused: str | None, remaining: float | None, capacity: float | None, rate: float | None, tokens: float
+) -> LimitDecision:
+    """`turn_admit`'s decision from what `accounts_turn_admit` returned (a chat turn's own
+    statement returns the same four values)."""
+    if refused is None:
+        return LimitDecision(allowed=True, retry_after_seconds=0.0, remaining=float(remaining or 0.0), kind=MESSAGES)
+    amount = 1 if refused == MESSAGES else tokens
+    return refusal_decision(kind=refused, amount=amount, capacity=capacity, rate=rate, level=remaining)

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F, Q
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from accounts.models import User
@@ -166,6 +167,85 @@ def exchange_append(
             cursor.execute(_CHAT_EXTENDED, [now, now, reply.pk, chat.pk])
     chat.active_leaf = reply
     return chat, question, reply
+
+
+# Instances of rows a statement has just written, built without `Model.__init__` (its per-field
+# work is most of an instance's cost): the columns not given hold the model's defaults.
+_MESSAGE_DEFAULTS = {
+    field.attname: field.get_default() for field in Message._meta.concrete_fields if field.attname != "id"
+}
+_CHAT_DEFAULTS = {field.attname: field.get_default() for field in Chat._meta.concrete_fields if field.attname != "id"}
+_MUTABLE = ("content", "usage", "reservation")  # defaults that are containers: fresh ones per instance
+
+
+def _loaded(model: type[Any], values: dict[str, Any], cache: dict[str, Any]) -> Any:
+    instance = model.__new__(model)
+    instance.__dict__.update(values)
+    state = ModelState()
+    state.adding, state.db = False, connection.alias
+    state.fields_cache = cache
+    instance._state = state
+    return instance
+
+
+def _message_loaded(values: dict[str, Any], cache: dict[str, Any]) -> Message:
+    fresh = {name: type(_MESSAGE_DEFAULTS[name])() for name in _MUTABLE}
+    return _loaded(Message, {**_MESSAGE_DEFAULTS, **fresh, **values}, cache)
+
+
+def exchange_loaded(
+    *,
+    user: User,
+    chat_id: Any,
+    new: bool,
+    chat_values: dict[str, Any],
+    parent_id: Any,
+    question: dict[str, Any],
+    reply: dict[str, Any],
+    path: str,
+    depth: int,
+    now: Any,
+) -> Chat:
+    """The objects of an exchange `chat_turn_send` appended (no query): the chat, whose
+    `active_leaf` is the reply, whose `parent` is the question. A new chat is whole; an existing
+    one holds `chat_values` and loads any other field when read."""
+    values = {"id": chat_id, "owner_id": user.pk, **chat_values}
+    if new:
+        values = {**_CHAT_DEFAULTS, **values, "selected_root_id": question["id"], "root_count": 1}
+        values |= {"created_at": now, "client_id": question["client_id"]}
+    chat = _loaded(Chat, values, {"owner": user})
+    asked = _message_loaded(
+        {
+            "chat_id": chat_id,
+            "parent_id": parent_id,
+            "path": path,
+            "depth": depth,
+            "rank": 0,
+            "child_count": 1,
+            "selected_child_id": reply["id"],
+            "selected_rank": 0,
+            "role": Role.USER,
+            "created_at": now,
+            **question,
+        },
+        {"chat": chat} if parent_id else {"chat": chat, "parent": None},
+    )
+    answer = _message_loaded(
+        {
+            "chat_id": chat_id,
+            "parent_id": asked.pk,
+            "path": path,
+            "depth": depth + 1,
+            "rank": 0,
+            "role": Role.ASSISTANT,
+            "status": Status.STREAMING,
+            "created_at": now,
+            **reply,
+        },
+        {"chat": chat, "parent": asked},
+    )
+    chat._state.fields_cache["active_leaf"] = answer
+    return chat
 
 
 def message_edit(*, message: Message, content: list[dict[str, Any]], text: str) -> Message:

@@ -6,23 +6,28 @@ caller starts the generation (`chat.generation.generation_start`) once this retu
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
-from accounts.limits import turn_admit
+from accounts.limits import LimitDecision, admission_decision, turn_admit
 from accounts.models import User
 from chat.models import Chat, Message, Role, Status
 from chat.parts import parts_of_type, text_part
-from chat.services.tree import exchange_append, message_append, message_edit, message_regenerate
+from chat.paths import root_segment
+from chat.services.tree import exchange_append, exchange_loaded, message_append, message_edit, message_regenerate
 from chat.services.uploads import IMAGE_TOKENS, MAX_ATTACHMENTS, attachment_parts
 from providers.routing import Route, RouteError, route_for
 from providers.selectors import default_model_for
 from usage.services import AccountDisabled, QuotaExceeded, cost_of, spend_admit
+from usage.services.quotas import period_starts, spend_refusal_raise, spend_reservation
 
 # Reserved per turn before the real usage is known (settled when the reply ends).
 RESERVED_OUTPUT_TOKENS = 1_000
@@ -107,28 +112,43 @@ def _checked_model(user: User, model_id: str) -> Route:
         raise TurnRefused(str(error.code), error.message) from None
 
 
-def _admit(user: User, estimated_input: int, route: Route) -> dict[str, Any]:
-    """Take one message, reserve tokens and (platform models) the estimated cost against the
-    spend quota; the reservation, for the runner to settle. Run inside the turn's transaction:
-    a refusal raised here rolls back whatever was taken before it."""
+def _planned(estimated_input: int, route: Route) -> tuple[int, Decimal]:
+    """What a turn reserves: tokens (the input and the reply's allowance) and money (the
+    estimated cost on a platform model; nothing on BYOK)."""
     reserved = estimated_input + RESERVED_OUTPUT_TOKENS
-    decision = turn_admit(user=user, estimated_tokens=reserved)
-    if not decision.allowed:
-        wait = None if math.isinf(decision.retry_after_seconds) else math.ceil(decision.retry_after_seconds)
-        when = "Your plan does not allow this." if wait is None else f"Try again in {wait} s."
-        raise TurnRefused("rate_limited", f"Too many requests. {when}", retry_after=wait)
     estimate = cost_of(
         input_tokens=estimated_input,
         output_tokens=RESERVED_OUTPUT_TOKENS,
         input_price=route.input_price_per_mtok,
         output_price=route.output_price_per_mtok,
     )
+    return reserved, Decimal(0) if route.byok else estimate
+
+
+def _rate_limited(decision: LimitDecision) -> TurnRefused:
+    wait = None if math.isinf(decision.retry_after_seconds) else math.ceil(decision.retry_after_seconds)
+    when = "Your plan does not allow this." if wait is None else f"Try again in {wait} s."
+    return TurnRefused("rate_limited", f"Too many requests. {when}", retry_after=wait)
+
+
+def _spend_refused(refusal: AccountDisabled | QuotaExceeded) -> TurnRefused:
+    if isinstance(refusal, AccountDisabled):
+        return TurnRefused("account_disabled", "This account is disabled.")
+    return TurnRefused("quota_exceeded", refusal.message, retry_after=refusal.retry_after)
+
+
+def _admit(user: User, estimated_input: int, route: Route) -> dict[str, Any]:
+    """Take one message, reserve tokens and (platform models) the estimated cost against the
+    spend quota; the reservation, for the runner to settle. Run inside the turn's transaction:
+    a refusal raised here rolls back whatever was taken before it."""
+    reserved, amount = _planned(estimated_input, route)
+    decision = turn_admit(user=user, estimated_tokens=reserved)
+    if not decision.allowed:
+        raise _rate_limited(decision)
     try:
-        spend = spend_admit(user=user, amount=Decimal(0) if route.byok else estimate)
-    except AccountDisabled:
-        raise TurnRefused("account_disabled", "This account is disabled.") from None
-    except QuotaExceeded as refusal:
-        raise TurnRefused("quota_exceeded", refusal.message, retry_after=refusal.retry_after) from None
+        spend = spend_admit(user=user, amount=amount)
+    except (AccountDisabled, QuotaExceeded) as refusal:
+        raise _spend_refused(refusal) from None
     return {"reserved_tokens": reserved, "estimated_input_tokens": estimated_input, **spend}
 
 
@@ -180,16 +200,27 @@ def turn_send(
         raise TurnRefused("bad_request", "The message is empty.")
     if len(content) > MAX_CONTENT_CHARACTERS:
         raise TurnRefused("bad_request", f"The message is longer than {MAX_CONTENT_CHARACTERS} characters.")
-    repeated = _repeated_send(user, client_id)
-    if repeated is not None:
-        return repeated
-    if not model_id and chat_id:
-        model_id = _owned_chat(user, chat_id).default_model  # the chat's model: read once more, rarely
-    route = _checked_model(user, model_id or "")
-    images = _checked_images(user, route, attachments)
-    question = Message(role=Role.USER, content=_text_parts(content, images), text=content, client_id=client_id)
     try:
-        return _send_saved(user, chat_id, parent_id, question, route=route, images=images)
+        if not model_id and chat_id:
+            model_id = _owned_chat(user, chat_id).default_model  # the chat's model: read once more, rarely
+        route = _checked_model(user, model_id or "")
+        images = _checked_images(user, route, attachments)
+    except TurnRefused:
+        # A repeated send is answered with its turn whatever has changed since (checked here
+        # only when refusing: `chat_turn_send` checks it first on the way that starts a turn).
+        repeated = _repeated_send(user, client_id)
+        if repeated is None:
+            raise
+        return repeated
+    parts = _text_parts(content, images)
+    try:
+        started = _send_at_end(
+            user, chat_id, parent_id, parts=parts, text=content, client_id=client_id, route=route, images=len(images)
+        )
+        if started is None:  # a reply under an earlier message, or a new root: placed in Python
+            question = Message(role=Role.USER, content=parts, text=content, client_id=client_id)
+            started = _send_saved(user, chat_id, parent_id, question, route=route, images=images)
+        return started
     except IntegrityError as error:
         # A copy of this send committed first (a retry racing it on another socket): its INSERT
         # waited on the client_id constraint until that commit, and this one's transaction,
@@ -198,6 +229,101 @@ def turn_send(
         if repeated is None:
             raise
         return repeated
+
+
+# The common turn, a new chat or a reply at the end of the active branch, in one statement of
+# constant text (no ORM query built per turn): see the function's comments in migration chat 0006.
+_TURN_SEND = (
+    "SELECT status, refused, remaining, capacity, rate, spend_limit, chat_title, chat_default_model,"
+    " chat_instructions, chat_message_count, path, depth FROM chat_turn_send("
+    "%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s::ltree)"
+)
+_ROOT = root_segment(0)
+
+
+def _send_at_end(
+    user: User,
+    chat_id: Any,
+    parent_id: Any,
+    *,
+    parts: list[dict[str, Any]],
+    text: str,
+    client_id: str | None,
+    route: Route,
+    images: int,
+) -> TurnStarted | None:
+    """The turn admitted, the chat locked and the exchange appended in one statement, or
+    refused with nothing written. None: the exchange goes elsewhere in the tree (under an
+    earlier message, or a new root), which the caller places in Python."""
+    estimated_input = _estimate_tokens(text, images)
+    reserved, amount = _planned(estimated_input, route)
+    now = timezone.now()
+    starts = period_starts(now)
+    reservation = {
+        "reserved_tokens": reserved,
+        "estimated_input_tokens": estimated_input,
+        **spend_reservation(amount, starts=starts),
+    }
+    new_chat = None if chat_id else uuid.uuid4()
+    question_id, reply_id = uuid.uuid4(), uuid.uuid4()
+    params = [
+        user.pk,
+        chat_id or None,
+        parent_id if chat_id and parent_id else None,
+        new_chat,
+        question_id,
+        reply_id,
+        json.dumps(parts),
+        text,
+        client_id or None,
+        route.model_id,
+        json.dumps(reservation),
+        float(reserved),
+        amount,
+        *starts,
+        now,
+        _ROOT,
+    ]
+    # Inside a caller's transaction a failing statement (the client_id race) must not abort it.
+    with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
+        cursor.execute(_TURN_SEND, params)
+        status, refused, remaining, capacity, rate, limit, title, default_model, instructions, count, path, depth = (
+            cursor.fetchone()
+        )
+    if status == "started":
+        chat_values = {"title": title, "default_model": default_model, "instructions": instructions}
+        chat_values |= {"message_count": count, "active_leaf_id": reply_id, "last_activity_at": now, "updated_at": now}
+        chat = exchange_loaded(
+            user=user,
+            chat_id=chat_id or new_chat,
+            new=new_chat is not None,
+            chat_values=chat_values,
+            parent_id=parent_id if chat_id else None,
+            question={"id": question_id, "content": parts, "text": text, "client_id": client_id or None},
+            reply={"id": reply_id, "model_id": route.model_id, "reservation": reservation},
+            path=path,
+            depth=depth,
+            now=now,
+        )
+        reply = chat.active_leaf
+        assert reply is not None
+        return TurnStarted(chat=chat, user_message=reply.parent, assistant_message=reply, created=True, route=route)
+    if status == "repeated":
+        return _repeated_send(user, client_id)
+    if status == "elsewhere":
+        return None
+    if status == "not_found":
+        raise TurnRefused("not_found", "No such chat.")
+    if status == "rate_limited":
+        decision = admission_decision(
+            refused=refused, remaining=remaining, capacity=capacity, rate=rate, tokens=reserved
+        )
+        raise _rate_limited(decision)
+    try:
+        spend_refusal_raise(refused, limit, starts=starts, now=now)
+    except (AccountDisabled, QuotaExceeded) as refusal:
+        raise _spend_refused(refusal) from None
+    raise RuntimeError(f"chat_turn_send answered {status!r}")  # an answer this code does not know
 
 
 def _client_id_conflict(error: IntegrityError) -> bool:

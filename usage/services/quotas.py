@@ -1,12 +1,13 @@
 """Spend quotas: money per day and per calendar month a user may spend on platform models.
 
-Admission (`spend_admit`) reserves the turn's estimated cost in the user's ledger row of the
-day and of the month, each with ONE statement, `INSERT … ON CONFLICT DO UPDATE … WHERE spent
-+ reserved + amount <= limit RETURNING`: PostgreSQL takes the row lock before it evaluates the
-condition, so concurrent turns queue on the lock and each sees what the previous one committed;
-50 parallel turns of 0.07 against a limit of 1.00 admit exactly 14. Day before month, always
-(no deadlocks); a month refusal rolls the day's reservation back (a savepoint). The locks are
-held until the caller's transaction ends: `chat.services.turns` keeps it short.
+Admission (`spend_admit`: the SQL function `usage_spend_admit`, migration 0003) reserves the
+turn's estimated cost in the user's ledger row of the day and of the month, each with ONE
+statement, `INSERT … ON CONFLICT DO UPDATE … WHERE spent + reserved + amount <= limit`:
+PostgreSQL takes the row lock before it evaluates the condition, so concurrent turns queue on
+the lock and each sees what the previous one committed; 50 parallel turns of 0.07 against a
+limit of 1.00 admit exactly 14. Day before month, always (no deadlocks); a month refusal rolls
+the day's reservation back (a subtransaction). The locks are held until the caller's
+transaction ends: `chat.services.turns` keeps it short.
 
 Settlement (`quota_settle`, called by `usage_record`) releases the reservation and books the
 real cost into the same day and month rows, unconditionally: a reply may cost more than its
@@ -25,7 +26,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
@@ -110,44 +111,22 @@ def period_reset(period: str, start: date) -> datetime:
     return timezone.make_aware(datetime.combine(end, time.min))
 
 
-# --- Limits -------------------------------------------------------------------------------------
-# Read on every turn: plain SQL, not the ORM's join compiled afresh each time.
-_LIMIT_COLUMNS = (
-    "is_active",
-    "tier__spend_quota__daily_limit",
-    "tier__spend_quota__monthly_limit",
-    "quota_override__daily_limit",
-    "quota_override__monthly_limit",
-    "quota_override__unlimited",
-    "quota_override__expires_at",
-    "quota_override__id",
-)
-_LIMITS = f"""
-SELECT u.is_active, q.daily_limit, q.monthly_limit, o.daily_limit, o.monthly_limit, o.unlimited, o.expires_at, o.id
-FROM {User._meta.db_table} AS u
-LEFT JOIN {TierQuota._meta.db_table} AS q ON q.tier_id = u.tier_id
-LEFT JOIN {QuotaOverride._meta.db_table} AS o ON o.user_id = u.id
-WHERE u.id = %s
-"""
+# --- Limits ---------------------------------------------------------------------------------------
+# The rules are SQL functions (migration usage 0003): a chat turn's admission runs them in its own
+# statement, so they live in one place. Read on every turn: one statement of constant text.
+_LIMITS = "SELECT active, daily, monthly, overridden FROM usage_spend_limits(%s, %s)"
+_ADMIT = "SELECT refused, spend_limit FROM usage_spend_admit(%s, %s, %s, %s, %s)"
 
 
 def spend_limits_for(*, user_id: int, now: datetime | None = None) -> SpendLimits:
     """The user's limits now: the tier's, replaced field by field by a live override. One query."""
     with connection.cursor() as cursor:
-        cursor.execute(_LIMITS, [user_id])
-        found = cursor.fetchone()
-    row = None if found is None else dict(zip(_LIMIT_COLUMNS, found, strict=True))
+        cursor.execute(_LIMITS, [user_id, now or timezone.now()])
+        row = cursor.fetchone()
     if row is None:
         return SpendLimits(daily=None, monthly=None, active=False)
-    daily, monthly = row["tier__spend_quota__daily_limit"], row["tier__spend_quota__monthly_limit"]
-    expires = row["quota_override__expires_at"]
-    live = row["quota_override__id"] is not None and (expires is None or expires > (now or timezone.now()))
-    if live:
-        if row["quota_override__unlimited"]:
-            return SpendLimits(daily=None, monthly=None, active=row["is_active"], overridden=True)
-        daily = row["quota_override__daily_limit"] if row["quota_override__daily_limit"] is not None else daily
-        monthly = row["quota_override__monthly_limit"] if row["quota_override__monthly_limit"] is not None else monthly
-    return SpendLimits(daily=daily, monthly=monthly, active=row["is_active"], overridden=live)
+    active, daily, monthly, overridden = row
+    return SpendLimits(daily=daily, monthly=monthly, active=active, overridden=overridden)
 
 
 # --- Admission and settlement -------------------------------------------------------------------
@@ -162,21 +141,34 @@ def spend_admit(*, user: User, amount: Decimal, now: datetime | None = None) -> 
     the month, or raise QuotaExceeded (nothing reserved) or AccountDisabled. Returns the
     reservation to keep with the turn and hand to `usage_record` when the reply is saved ({}
     when nothing was reserved: a free model or BYOK, amount 0). Run it in the turn's
-    transaction: the ledger rows stay locked until it ends."""
+    transaction: the ledger rows stay locked until it ends. One statement (`usage_spend_admit`)."""
     now = now or timezone.now()
-    limits = spend_limits_for(user_id=user.pk, now=now)
-    if not limits.active:
-        raise AccountDisabled
+    today, month = period_starts(now)
+    with connection.cursor() as cursor:
+        cursor.execute(_ADMIT, [user.pk, amount, today, month, now])
+        refused, limit = cursor.fetchone()
+    spend_refusal_raise(refused, limit, starts=(today, month), now=now)
+    return spend_reservation(amount, starts=(today, month))
+
+
+def spend_reservation(amount: Decimal, *, starts: tuple[date, date]) -> dict[str, str]:
+    """What a turn admitted for `amount` keeps with it ({} for nothing reserved)."""
     if amount <= 0:
         return {}
-    today, month = period_starts(now)
-    with transaction.atomic():
-        for period, start, limit in ((Period.DAY, today, limits.daily), (Period.MONTH, month, limits.monthly)):
-            params = {"user_id": user.pk, "period": str(period), "start": start, "amount": amount, "limit": limit}
-            if _execute(_RESERVE, params) is None:
-                assert limit is not None  # no limit never refuses
-                raise QuotaExceeded(period=period, limit=limit, resets_at=period_reset(period, start), now=now)
-    return {RESERVED_KEY: str(amount), DAY_KEY: today.isoformat(), MONTH_KEY: month.isoformat()}
+    return {RESERVED_KEY: str(amount), DAY_KEY: starts[0].isoformat(), MONTH_KEY: starts[1].isoformat()}
+
+
+def spend_refusal_raise(
+    refused: str | None, limit: Decimal | None, *, starts: tuple[date, date], now: datetime
+) -> None:
+    """Raise what `usage_spend_admit` refused (`refused` None: admitted, nothing raised)."""
+    if refused is None:
+        return
+    if refused == "disabled":
+        raise AccountDisabled
+    assert limit is not None  # no limit never refuses
+    start = starts[0] if refused == Period.DAY else starts[1]
+    raise QuotaExceeded(period=refused, limit=limit, resets_at=period_reset(refused, start), now=now)
 
 
 @dataclass(frozen=True)
