@@ -28,6 +28,7 @@ import orjson
 from providers.adapters.base import Adapter, call_timeout, stream_timeout
 from providers.adapters.clients import sdk_client, shared_http_client
 from providers.adapters.sse import ServerSentEvent, SSEDecoder
+from providers.adapters.transport import raw_chunks
 from providers.adapters.wire import arguments_object, connection_lost, retry_after_header
 from providers.contract import (
     ChatMessage,
@@ -96,7 +97,7 @@ class AnthropicAdapter(Adapter):
                     messages.create(
                         **_untransformed(params), stream=True, timeout=stream_timeout(self.endpoint.timeouts)
                     ) as response,
-                    contextlib.aclosing(response.http_response.aiter_bytes()) as chunks,
+                    contextlib.aclosing(raw_chunks(response.http_response)) as chunks,
                 ):
                     translation = _Translation(response.http_response)
                     try:

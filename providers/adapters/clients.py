@@ -7,6 +7,10 @@ web process's memory. So platform calls share one client per loop, which also ke
 to the vendor alive between replies. A user's own endpoint never uses it: its route brings its
 own SSRF-guarded client.
 
+Its transport is `StreamingTransport` (asyncio protocols and llhttp): a streamed token costs a
+fraction of the CPU it costs through httpx2's own transport. Proxies named in the environment
+still get httpx2's proxy transports.
+
 The SDKs pass their timeouts with every request, so the shared client's own are never used.
 It lives as long as its loop; adapters must not close it.
 
@@ -24,11 +28,14 @@ from collections.abc import Callable, Hashable
 from typing import TypeVar
 
 import httpx2
+from httpx2._utils import get_environment_proxies
 
+from providers.adapters.transport import StreamingTransport
 from providers.urlsafety import GuardedAsyncClient
 
-# No cap on connections: every concurrent reply holds one for its whole stream, and a cap would
-# queue replies behind each other (httpx's default is 100). Idle ones are kept for a while.
+# For proxied URLs only (StreamingTransport has no cap of its own). No cap on connections: every
+# concurrent reply holds one for its whole stream, and a cap would queue replies behind each other
+# (httpx's default is 100). Idle ones are kept for a while.
 LIMITS = httpx2.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=30.0)
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncClient] = weakref.WeakKeyDictionary()
@@ -41,8 +48,20 @@ def shared_http_client() -> httpx2.AsyncClient:
     if client is None or client.is_closed:
         # The guarded client's class without its guard: the operator chose these URLs (they may be
         # private on purpose); it is only the redirect refusal that is wanted here.
-        client = _clients[loop] = GuardedAsyncClient(limits=LIMITS, follow_redirects=False)
+        client = _clients[loop] = GuardedAsyncClient(
+            transport=StreamingTransport(), mounts=_environment_proxies(), follow_redirects=False
+        )
     return client
+
+
+def _environment_proxies() -> dict[str, httpx2.AsyncBaseTransport | None]:
+    """The mounts httpx2 makes from HTTP_PROXY / HTTPS_PROXY / ALL_PROXY / NO_PROXY when it makes
+    its own transport. Given one (`transport=`), it skips them and would go direct, so they are
+    made here as it makes them; None (a NO_PROXY host) means the client's own transport."""
+    return {
+        pattern: None if url is None else httpx2.AsyncHTTPTransport(proxy=url, limits=LIMITS)
+        for pattern, url in get_environment_proxies().items()
+    }
 
 
 T = TypeVar("T")

@@ -36,6 +36,7 @@ import orjson
 from providers.adapters.base import Adapter, call_timeout, stream_timeout
 from providers.adapters.clients import sdk_client, shared_http_client
 from providers.adapters.sse import SSEDecoder
+from providers.adapters.transport import raw_chunks
 from providers.adapters.wire import connection_lost, retry_after_header
 from providers.contract import (
     ChatMessage,
@@ -109,7 +110,7 @@ class OpenAIAdapter(Adapter):
                 completions.create(
                     **_untransformed(request_body(request)), timeout=stream_timeout(self.endpoint.timeouts)
                 ) as response,
-                contextlib.aclosing(response.http_response.aiter_bytes()) as chunks,
+                contextlib.aclosing(raw_chunks(response.http_response)) as chunks,
             ):
                 try:
                     async for chunk in chunks:
