@@ -30,6 +30,16 @@ def generation_prepare(message_id: str, route: Any = None) -> Prepared:
     )
 
 
+def _line_rows(parent: Message | None, read: Any) -> list[Any]:
+    """root→parent as `chat.selectors.BRANCH_FIELDS` rows: a root (a new chat's first message) is
+    its own line, at hand without a query; any other line is `read`."""
+    if parent is None:
+        return []
+    if parent.depth == 1:
+        return [(parent.pk, None, parent.role, parent.content, parent.status, parent.model_id)]
+    return read(parent)
+
+
 def generation_prepare_for(*, reply: Message, chat: Any, user: Any, parent: Message | None, route: Any) -> Prepared:
     """The request for a reply's first model call, from the turn's own objects. Sync: a socket
     builds it in the same thread call that saved the turn, so the generation goes straight to
@@ -40,7 +50,7 @@ def generation_prepare_for(*, reply: Message, chat: Any, user: Any, parent: Mess
 
     if route is None or route.model_id != reply.model_id:
         route = route_for(user=user, model_id=reply.model_id)
-    rows = ancestor_rows(parent) if parent is not None else []
+    rows = _line_rows(parent, ancestor_rows)
     tools = tuple(tool.spec for tool in tools_registered()) if route.supports_tools else ()
     request = ChatRequest(
         model=route.candidates[0].provider_model_id,

@@ -142,3 +142,18 @@ def test_a_repeated_send_is_answered_even_when_its_model_is_no_longer_offered(us
 
     assert not again.created and again.assistant_message.pk == first.assistant_message.pk
     assert again.assistant_message.role == Role.ASSISTANT and again.assistant_message.status == Status.STREAMING
+
+
+def test_a_new_chats_first_request_is_prepared_without_a_query(user: Any, django_assert_num_queries: Any) -> None:
+    from chat.generation import generation_prepare_for
+
+    started = _send(user)
+    reply = started.assistant_message
+
+    with django_assert_num_queries(0):
+        prepared = generation_prepare_for(
+            reply=reply, chat=started.chat, user=user, parent=reply.parent, route=started.route
+        )
+
+    assert [message.role for message in prepared.request.messages] == ["user"]
+    assert prepared.request.messages[0].parts[0].text == "Hello"

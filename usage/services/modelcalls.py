@@ -24,8 +24,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
-from accounts.limits import TOKENS, limit_charge, limit_refund
-from accounts.models import User
 from providers.contract import ChatRequest, ErrorCode, ProviderError, TextDelta, TextPart, Usage
 from providers.routing import BYOK_PREFIX, Route
 from usage.services.records import TierUnknown, usage_record
@@ -129,11 +127,6 @@ def model_call_bill(
         )
     reserved = reservation.get("reserved_tokens", 0)
     used = usage.input_tokens + usage.output_tokens
-    user = User(pk=user_id)  # the limits need only its id
-    if used > reserved:
-        limit_charge(user=user, kind=TOKENS, amount=used - reserved)
-    elif used < reserved:
-        limit_refund(user=user, kind=TOKENS, amount=reserved - used)
     usage_record(
         user_id=user_id,
         kind=kind,
@@ -148,6 +141,7 @@ def model_call_bill(
         byok=model_id.startswith(BYOK_PREFIX),
         reservation=reservation or None,
         tier_id=tier_id,
+        tokens_settled=used - reserved,  # the excess charged, or the unused part given back
     )
     return usage
 

@@ -10,6 +10,7 @@ from uuid import UUID
 from django.db import connection, transaction
 from django.utils import timezone
 
+from accounts.limits import settle_statement
 from accounts.models import User
 from providers.catalogcache import catalog_snapshot
 from providers.contract import Usage
@@ -53,6 +54,7 @@ def usage_record(
     byok: bool = False,
     reservation: dict[str, Any] | None = None,
     tier_id: int | type[TierUnknown] | None = TierUnknown,
+    tokens_settled: float = 0,
 ) -> None:
     """Record one generation: a usage row, and its cost booked to the user's spend ledger.
 
@@ -63,7 +65,8 @@ def usage_record(
     real cost booked to the same day and month, in the same transaction as the row. Without one
     (titles, suggestions, artifacts) the cost is booked to the current day and month. A user
     deleted meanwhile leaves the row anonymous. `tier_id`: the user's tier when the caller read it
-    in the same transaction (a saved reply does); read here when not given."""
+    in the same transaction (a saved reply does); read here when not given. `tokens_settled`:
+    tokens charged to the user's token bucket (negative: given back), in the same statement."""
     if kind not in Kind.values:
         raise ValueError(f"unknown usage kind {kind!r}")
     if byok:
@@ -104,6 +107,8 @@ def usage_record(
                 statements += [
                     (sql.format(table=SpendLedger._meta.db_table), params) for sql, params in settlement.statements()
                 ]
+        if tokens_settled:
+            statements.append(settle_statement(user_id=user_id, delta=tokens_settled))
         sql, params = _as_one_statement(statements)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -135,12 +140,17 @@ _PARAMETER = re.compile(r"%\((\w+)\)s")
 
 
 def _as_one_statement(statements: list[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
-    """Writes as one statement (each a data-modifying CTE of its own): one round trip for the
-    usage row and the ledger's day and month, which touch different rows."""
+    """Writes as one statement (each a CTE of its own): one round trip for the usage row, the
+    ledger's day and month and the token bucket, which touch different rows. A data-modifying
+    CTE always runs; a SELECT (a function call) only when read, so the last line reads them
+    (and so runs them first: the bucket is locked before the ledger, as admission does)."""
     ctes: list[str] = []
     params: dict[str, Any] = {}
+    reads: list[str] = []
     for index, (sql, values) in enumerate(statements):
         prefixed = _PARAMETER.sub(rf"%(w{index}_\1)s", sql)
         ctes.append(f"w{index} AS ({prefixed})")
         params.update({f"w{index}_{name}": value for name, value in values.items()})
-    return f"WITH {', '.join(ctes)} SELECT 1", params
+        if sql.lstrip().upper().startswith("SELECT"):
+            reads.append(f"(SELECT count(*) FROM w{index})")
+    return f"WITH {', '.join(ctes)} SELECT {', '.join(reads) or '1'}", params

@@ -9,6 +9,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts.limits import TOKENS, limit_take
+from accounts.models import UsageBucket
 from accounts.tests.factories import GuestFactory, UserFactory
 from providers.contract import Usage
 from providers.models import Model
@@ -105,6 +107,29 @@ def test_a_reply_with_a_known_tier_writes_its_row_and_both_ledger_periods_in_one
     writes = [query["sql"] for query in captured.captured_queries if query["sql"].startswith(("INSERT", "WITH"))]
     assert len(writes) == 1  # the catalog's prices may be read first (a fresh process's snapshot)
     assert UsageRecord.objects.get(user=user).cost == Decimal("0.021")
+    assert SpendLedger.objects.filter(user_id=user.pk, spent=Decimal("0.021")).count() == 2
+
+
+def test_a_replys_token_settlement_is_in_that_one_statement_too() -> None:
+    priced_model(input_price="3", output_price="15")
+    user = UserFactory()
+    limit_take(user=user, kind=TOKENS, amount=5_000)  # a turn's reservation
+    reserved_level = UsageBucket.objects.get(user=user, kind=TOKENS).tokens
+
+    with CaptureQueriesContext(connection) as captured:
+        usage_record(
+            user_id=user.pk,
+            kind="chat",
+            model_id="acme:large",
+            provider="acme",
+            usage=Usage(input_tokens=2_000, output_tokens=1_000),
+            tier_id=user.tier_id,
+            tokens_settled=-2_000,  # 3,000 used of the 5,000 reserved
+        )
+
+    writes = [query["sql"] for query in captured.captured_queries if query["sql"].startswith(("INSERT", "WITH"))]
+    assert len(writes) == 1
+    assert UsageBucket.objects.get(user=user, kind=TOKENS).tokens == pytest.approx(reserved_level + 2_000, abs=50)
     assert SpendLedger.objects.filter(user_id=user.pk, spent=Decimal("0.021")).count() == 2
 
 
