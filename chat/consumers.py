@@ -43,7 +43,7 @@ from chat.services.turns import (
     turn_send,
 )
 from chat.services.uploads import MAX_ATTACHMENTS
-from chat.streambuffer import BufferExpired, stream_buffer
+from chat.streambuffer import BufferExpired, frame_encode, stream_buffer
 
 logger = logging.getLogger(__name__)
 
@@ -268,6 +268,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """A frame for every tab of this user (from the group), except the one that caused it."""
         if event.get("skip") != self.channel_name:
             await self.send_json(event["frame"])
+
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        # Every frame out is encoded the way the stream buffer stores them (orjson, compact).
+        return frame_encode(content)
 
     # --- Frames in ----------------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
+from chat.redisline import RedisLine
+
 HEARTBEAT_PREFIX = "arbor:gen:"
 HEARTBEAT_SECONDS = 30
 PROCESS_PREFIX = "arbor:proc:"
@@ -41,9 +43,16 @@ def owner_claim(pipe: Any, message_ids: Iterable[str]) -> None:
         pipe.set(HEARTBEAT_PREFIX + message_id, PROCESS_ID, ex=HEARTBEAT_SECONDS)
 
 
-async def generation_claim(client: Any, message_id: str) -> None:
+async def generation_claim(client: Any, message_id: str, line: RedisLine | None = None) -> None:
     """A generation's first heartbeat, with its process's alive key in the same round trip (a
-    heartbeat must never name a process whose key is not there yet)."""
+    heartbeat must never name a process whose key is not there yet). On `line`, the two are
+    sent in that order on one connection, which Redis runs in order: the same guarantee."""
+    if line is not None:
+        await line.execute_in_order(
+            (b"SET", PROCESS_PREFIX + PROCESS_ID, b"1", b"EX", PROCESS_ALIVE_SECONDS),
+            (b"SET", HEARTBEAT_PREFIX + message_id, PROCESS_ID, b"EX", HEARTBEAT_SECONDS),
+        )
+        return
     async with client.pipeline(transaction=True) as pipe:
         owner_claim(pipe, [message_id])
         await pipe.execute()

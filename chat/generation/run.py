@@ -135,7 +135,7 @@ async def _generate(message_id: str, route: Any = None, prepared: Prepared | Non
     status, error = Status.COMPLETE, None
     try:
         # The first heartbeat, naming this process; its watcher refreshes both while it runs.
-        await generation_claim(buffer.client, message_id)
+        await generation_claim(buffer.client, message_id, buffer.line)
         if prepared is None:
             prepared = await _prepare(message_id, route)
         route = prepared.route

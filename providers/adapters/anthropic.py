@@ -18,7 +18,7 @@ drops before `message_stop` was cut off and raises PROVIDER_DISCONNECTED. The SD
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anthropic
@@ -241,12 +241,11 @@ class _Translation:
         self.finish = FinishReason.OTHER
         self.stopped = False
 
-    def feed(self, chunk: bytes) -> list[Event]:
-        """The events of the server-sent events that `chunk` completes."""
-        events: list[Event] = []
+    def feed(self, chunk: bytes) -> Iterator[Event]:
+        """The events of the server-sent events that `chunk` completes, one at a time: an error
+        event raises only after the events before it in the same read were taken."""
         for sse in self.decoder.feed(chunk):
-            events.extend(self._event(sse))
-        return events
+            yield from self._event(sse)
 
     def end(self) -> list[Event]:
         """The events of what the end of the body completes (rarely any)."""

@@ -25,7 +25,7 @@ import binascii
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,14 +268,13 @@ class _StreamState:
     def terminal(self) -> bool:
         return self.done or self.finish is not None
 
-    def feed(self, chunk: bytes) -> list[Event]:
-        """The events of the server-sent events that `chunk` completes."""
-        events: list[Event] = []
+    def feed(self, chunk: bytes) -> Iterator[Event]:
+        """The events of the server-sent events that `chunk` completes, one at a time: an error
+        event raises only after the events before it in the same read were taken."""
         for sse in self.decoder.feed(chunk):
             if self.done:
                 break
-            events.extend(self._data(sse.data))
-        return events
+            yield from self._data(sse.data)
 
     def end(self) -> list[Event]:
         """The closing events, once the body has ended (or [DONE] came)."""
