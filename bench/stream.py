@@ -313,6 +313,7 @@ async def _level(
 
 
 # --- CPU per turn and per token -----------------------------------------------------------------
+IDLE_SECONDS = 10.0
 FAST = "reply at once in 2000 tokens"  # the fake writes these as fast as it can: many per read
 
 
@@ -371,6 +372,13 @@ async def _cpu_figures(
     async with contextlib.AsyncExitStack() as stack:
         sockets_open = [await stack.enter_async_context(_connect(base, session)) for session in sessions]
         await asyncio.gather(*[_turn(ws, rate, short) for ws in sockets_open])  # warm every socket
+        with Sampler(pids) as idle:
+            await asyncio.sleep(IDLE_SECONDS)
+        print(
+            f"Idle: {replies} open sockets and nothing sent cost the web processes"
+            f" {idle.cpu_seconds / IDLE_SECONDS * 1000:.1f} ms of CPU a second",
+            flush=True,
+        )
 
         async def conversation(ws: Any) -> None:
             chat = None
@@ -468,7 +476,7 @@ def _profiled(pids: list[int], path: str | None) -> Iterator[None]:
                 "--format",
                 "raw",
                 "--rate",
-                "100",
+                "1000",
                 "-o",
                 f"{path}.{pid}",
             ],

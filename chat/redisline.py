@@ -84,9 +84,10 @@ def _array(buffer: bytearray, count: int, start: int) -> tuple[list[Any] | None,
 
 
 class _Line(asyncio.Protocol):
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, gather: float = 0.0) -> None:
         self._loop = loop
         self._timeout = timeout
+        self._gather = gather
         self._transport: asyncio.Transport | None = None
         self._waiting: deque[asyncio.Future[Any]] = deque()
         self._out: list[bytes] = []
@@ -108,9 +109,13 @@ class _Line(asyncio.Protocol):
         self._waiting.append(future)
         self._out.append(command)
         if not self._write_due:
-            # Every command asked for in this loop iteration goes in one write.
+            # Every command asked for in this loop iteration (or within `gather` seconds) goes
+            # in one write.
             self._write_due = True
-            self._loop.call_soon(self._write)
+            if self._gather:
+                self._loop.call_later(self._gather, self._write)
+            else:
+                self._loop.call_soon(self._write)
         return future
 
     def _write(self) -> None:
@@ -178,9 +183,10 @@ class _Line(asyncio.Protocol):
 
 class RedisLine:
     """One connection to the Redis at `url`, made on first use and again after it is lost. Use
-    it from one event loop."""
+    it from one event loop. `gather`: seconds a command may wait for others to share its write
+    (0: those of the same loop iteration only)."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 30.0, gather: float = 0.0) -> None:
         if not self.serves(url):
             raise ValueError("RedisLine does not serve TLS URLs (rediss://)")
         options = parse_url(url)
@@ -191,6 +197,7 @@ class RedisLine:
         self._username: str | None = options.get("username")
         self._password: str | None = options.get("password")
         self._timeout = timeout
+        self._gather = gather
         self._line: _Line | None = None
         self._connecting = asyncio.Lock()
 
@@ -219,10 +226,10 @@ class RedisLine:
             if self._line is not None and not self._line.closed:
                 return self._line
             loop = asyncio.get_running_loop()
-            timeout = self._timeout
+            timeout, gather = self._timeout, self._gather
 
             def protocol() -> _Line:
-                return _Line(loop, timeout)
+                return _Line(loop, timeout, gather)
 
             line: _Line | None = None
             try:

@@ -46,6 +46,10 @@ KEY_PREFIX = "arbor:stream:"
 SOCKET_TIMEOUT_SECONDS = 30.0
 MAX_CONNECTIONS = 5_000  # per process; Redis accepts 10,000 clients by default
 READ_BATCH = 500  # entries per XREAD in `follow`
+# How long an append may wait for others to share its write to Redis: with hundreds of replies
+# streaming, a write per frame (a system call, and a wakeup of Redis) was a sixth of a streamed
+# token's CPU; a frame reaches its readers at most this much later.
+GATHER_SECONDS = 0.002
 
 # KEYS: stream, counter. ARGV: frame JSON, ttl seconds, maxlen (0: unbounded). Returns the seq.
 _APPEND_SCRIPT = """
@@ -105,7 +109,11 @@ class StreamBuffer:
             driver_info=None,  # no package metadata read, no CLIENT SETINFO per new connection
         )
         self._append = self._redis.register_script(_APPEND_SCRIPT)
-        self._line = RedisLine(redis_url, timeout=SOCKET_TIMEOUT_SECONDS) if RedisLine.serves(redis_url) else None
+        self._line = (
+            RedisLine(redis_url, timeout=SOCKET_TIMEOUT_SECONDS, gather=GATHER_SECONDS)
+            if RedisLine.serves(redis_url)
+            else None
+        )
         self._pending: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -331,23 +339,31 @@ class Coalescer:
     under one lock, in order. A sink error in the timer task is raised by the next call.
     Call `aclose()` (or add the `done` frame) at the end; one producer per coalescer.
 
-    Under load the window widens: with `lag` (the event loop's lateness in seconds, see
-    `chat.looplag`), a batch may gather for `LAG_FACTOR` times the lag, up to `MAX_INTERVAL`.
-    A loop that runs late sends fewer, larger frames, and the first token still goes at once.
+    Under load the window widens, up to `MAX_INTERVAL`, and the first token still goes at once:
+    - with `lag` (the event loop's lateness in seconds, see `chat.looplag`), a batch may gather
+      for `LAG_FACTOR` times the lag: a loop that runs late sends fewer, larger frames;
+    - with `streaming` (how many replies this process is streaming), the window is wide enough
+      for the process's replies together to send about `FRAMES_PER_SECOND` delta frames a
+      second: a frame's fixed cost (its Redis append, the socket write, the wakeups) is most of a
+      streamed token's CPU, so fifty replies at once send a frame each a tenth of a second,
+      not twenty.
     """
 
     LAG_FACTOR = 2.0
     MAX_INTERVAL = 0.15
+    FRAMES_PER_SECOND = 500
 
     def __init__(
         self,
         sink: Callable[[Frame], Awaitable[int]],
         interval: float = DEFAULT_INTERVAL,
         lag: Callable[[], float] | None = None,
+        streaming: Callable[[], int] | None = None,
     ) -> None:
         self._sink = sink
         self.base_interval = interval
         self._lag = lag
+        self._streaming = streaming
         self._kind: str | None = None
         self._chunks: list[str] = []
         self._since = 0.0
@@ -357,9 +373,10 @@ class Coalescer:
 
     @property
     def interval(self) -> float:
-        if self._lag is None:
-            return self.base_interval
-        return max(self.base_interval, min(self.MAX_INTERVAL, self.LAG_FACTOR * self._lag()))
+        wanted = self.LAG_FACTOR * self._lag() if self._lag is not None else 0.0
+        if self._streaming is not None:
+            wanted = max(wanted, self._streaming() / self.FRAMES_PER_SECOND)
+        return max(self.base_interval, min(self.MAX_INTERVAL, wanted))
 
     async def add(self, frame: Frame) -> None:
         self._raise_timer_error()

@@ -26,6 +26,7 @@ from daphne import http_protocol
 from django.conf import settings
 
 from config.eventloop import event_loop_policy_install
+from config.tcpwrites import tcp_writes_at_once_install
 
 if TYPE_CHECKING:
     from daphne.server import Server
@@ -109,6 +110,7 @@ def main() -> None:
     # daphne's Server builds its HTTP factory by this module-level name; its command line is
     # otherwise used as it is.
     daphne_server.HTTPFactory = CappedHTTPFactory
+    tcp_writes_at_once_install()
     CommandLineInterface.entrypoint()
 
 

@@ -131,7 +131,7 @@ async def _generate(message_id: str, route: Any = None, prepared: Prepared | Non
     started = time.monotonic()
     reply = Reply()
     lag = loop_lag()
-    coalescer = Coalescer(FrameWriter(buffer, hub, message_id), lag=lambda: lag.seconds)
+    coalescer = Coalescer(FrameWriter(buffer, hub, message_id), lag=lambda: lag.seconds, streaming=lambda: len(RUNNING))
     status, error = Status.COMPLETE, None
     try:
         # The first heartbeat, naming this process; its watcher refreshes both while it runs.

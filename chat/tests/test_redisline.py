@@ -166,3 +166,22 @@ def test_tls_urls_are_left_to_redis_py() -> None:
     assert RedisLine.serves("unix:///tmp/redis.sock?db=2")
     with pytest.raises(ValueError, match="TLS"):
         RedisLine("rediss://127.0.0.1:6380/0")
+
+
+async def test_commands_within_the_gathering_time_share_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    line = RedisLine(settings.REDIS_URL, gather=0.5)
+    try:
+        await line.execute(b"PING")
+        writes: list[bytes] = []
+        transport = line._line._transport  # type: ignore[union-attr]
+        real_write: Callable[[bytes], None] = transport.write
+        monkeypatch.setattr(transport, "write", lambda data: (writes.append(data), real_write(data)))
+
+        async def later(name: str) -> int:
+            await asyncio.sleep(0.001)  # another loop iteration, well within the gathering time
+            return await line.execute(b"INCR", name)
+
+        assert await asyncio.gather(line.execute(b"INCR", key()), later(key())) == [1, 1]
+        assert len(writes) == 1
+    finally:
+        line.close()

@@ -524,6 +524,24 @@ async def test_a_lagging_loop_merges_what_would_have_been_separate_frames() -> N
 def test_the_widened_window_is_capped() -> None:
     coalescer = Coalescer(ListSink(), interval=INTERVAL, lag=lambda: 100.0)
     assert coalescer.interval == Coalescer.MAX_INTERVAL
+    busy = Coalescer(ListSink(), interval=INTERVAL, streaming=lambda: 10_000)
+    assert busy.interval == Coalescer.MAX_INTERVAL
+
+
+def test_the_window_widens_with_the_replies_the_process_streams() -> None:
+    def window(streaming: int) -> float:
+        return Coalescer(ListSink(), interval=0.05, streaming=lambda: streaming).interval
+
+    # Up to 25 replies at once each keep the base window (500 frames a second between them).
+    assert window(1) == window(25) == 0.05
+    assert window(50) == pytest.approx(0.1)
+    assert window(60) == pytest.approx(0.12)
+
+
+async def test_many_replies_streaming_merge_what_would_have_been_separate_frames() -> None:
+    sink = ListSink()
+    crowded = _Wide(sink, interval=INTERVAL, streaming=lambda: 10**9)
+    assert await _frames_after_spaced_deltas(crowded, sink) == 2
 
 
 # --- Frames encoded once ------------------------------------------------------------------------
