@@ -44,6 +44,7 @@ from chat.services.turns import (
 )
 from chat.services.uploads import MAX_ATTACHMENTS
 from chat.streambuffer import BufferExpired, frame_encode, stream_buffer
+from chat.tabs import others_listening
 
 logger = logging.getLogger(__name__)
 
@@ -462,6 +463,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await (self.send(text_data=text) if text is not None else self.send_json(frame))
 
     async def _tell_other_tabs(self, frame: Frame) -> None:
+        if not await others_listening(self.channel_layer, self.group):
+            return
         event = {"type": "chat.event", "frame": frame, "skip": self.channel_name}
         await self.channel_layer.group_send(self.group, event)
 

@@ -15,7 +15,7 @@ Contracts:
 - `append` is one Lua script (INCR, XADD, EXPIRE on both keys): atomic, O(1) per frame, never re-reads.
   Appends made in the same event-loop iteration (hundreds of replies streaming at once) go to
   Redis together in one write: one round trip for the batch, each caller still awaiting its
-  own frame's seq. They go on the loop's `RedisLine` (a tenth of redis-py's CPU per command),
+  own frame's seq. They go on the loop's `RedisLine` (`common.redisline`: a tenth of redis-py's CPU per command),
   or, for a TLS URL it does not serve, in one redis-py pipeline.
 - `replay` and `follow` never skip or repeat a seq: each frame read must be the previous seq
   plus one, otherwise (the stream was trimmed by `maxlen` past the reader) `BufferExpired` is
@@ -40,16 +40,12 @@ from django.conf import settings
 from redis.exceptions import NoScriptError
 
 from chat.frames import reasoning_delta, text_delta
-from chat.redisline import RedisLine
+from common.redisline import RedisLine, loop_line
 
 KEY_PREFIX = "arbor:stream:"
 SOCKET_TIMEOUT_SECONDS = 30.0
 MAX_CONNECTIONS = 5_000  # per process; Redis accepts 10,000 clients by default
 READ_BATCH = 500  # entries per XREAD in `follow`
-# How long an append may wait for others to share its write to Redis: with hundreds of replies
-# streaming, a write per frame (a system call, and a wakeup of Redis) was a sixth of a streamed
-# token's CPU; a frame reaches its readers at most this much later.
-GATHER_SECONDS = 0.002
 
 # KEYS: stream, counter. ARGV: frame JSON, ttl seconds, maxlen (0: unbounded). Returns the seq.
 _APPEND_SCRIPT = """
@@ -109,11 +105,6 @@ class StreamBuffer:
             driver_info=None,  # no package metadata read, no CLIENT SETINFO per new connection
         )
         self._append = self._redis.register_script(_APPEND_SCRIPT)
-        self._line = (
-            RedisLine(redis_url, timeout=SOCKET_TIMEOUT_SECONDS, gather=GATHER_SECONDS)
-            if RedisLine.serves(redis_url)
-            else None
-        )
         self._pending: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -124,13 +115,11 @@ class StreamBuffer:
 
     @property
     def line(self) -> RedisLine | None:
-        """The loop's pipelined connection for per-turn and per-frame commands (None for a TLS
-        URL, which redis-py serves)."""
-        return self._line
+        """The running loop's pipelined connection for per-turn and per-frame commands (None
+        for a TLS URL, which redis-py serves). Call it on the loop."""
+        return loop_line(self.redis_url)
 
     async def aclose(self) -> None:
-        if self._line is not None:
-            self._line.close()
         await self._redis.aclose()
 
     @staticmethod
@@ -145,8 +134,8 @@ class StreamBuffer:
     async def open(self, message_id: MessageId) -> None:
         """Mark a generation as started (when its placeholder is saved), before its first frame:
         from then on `exists` is true and `follow` waits for frames instead of raising."""
-        if self._line is not None:
-            await self._line.execute(b"SET", self.seq_key(message_id), b"0", b"EX", self.ttl_seconds, b"NX")
+        if (line := self.line) is not None:
+            await line.execute(b"SET", self.seq_key(message_id), b"0", b"EX", self.ttl_seconds, b"NX")
         else:
             await self._redis.set(self.seq_key(message_id), 0, ex=self.ttl_seconds, nx=True)
 
@@ -159,8 +148,8 @@ class StreamBuffer:
 
     async def append_encoded(self, message_id: MessageId, payload: str) -> int:
         """Store one frame already encoded by `frame_encode` (no `message_id`, no `seq`)."""
-        if self._line is not None:
-            return await self._append_on_line(self._line, message_id, payload)
+        if (line := self.line) is not None:
+            return await self._append_on_line(line, message_id, payload)
         keys = [self.stream_key(message_id), self.seq_key(message_id)]
         stored: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((keys, [payload, self.ttl_seconds, self.maxlen or 0], stored))

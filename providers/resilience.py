@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 
 from providers.adapters import adapter_for
-from providers.breaker import BreakerPass, BreakerPolicy, breaker_allows, breaker_record_failure, breaker_record_success
+from providers.breaker import BreakerPass, BreakerPolicy, breaker_check, breaker_record_failure, breaker_record_success
 from providers.contract import ChatRequest, Endpoint, ErrorCode, Event, ProviderError
 from providers.routing import Candidate, Route
 
@@ -127,7 +127,7 @@ class RoutedStream:
         self._budget_ends = asyncio.get_running_loop().time() + self.retry.first_token_budget
         for position, candidate in enumerate(self.route.candidates):
             self._untried = len(self.route.candidates) - position
-            passed = breaker_allows(candidate.provider, self.breaker)
+            passed = await breaker_check(candidate.provider, self.breaker)
             if not passed:
                 self.attempts.append((candidate.provider, ErrorCode.PROVIDER_UNAVAILABLE))
                 last_error = last_error or ProviderError(ErrorCode.PROVIDER_UNAVAILABLE)

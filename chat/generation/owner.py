@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
-from chat.redisline import RedisLine
+from common.redisline import RedisLine
 
 HEARTBEAT_PREFIX = "arbor:gen:"
 HEARTBEAT_SECONDS = 30

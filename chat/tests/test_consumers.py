@@ -335,6 +335,33 @@ async def test_another_tab_of_the_same_user_is_told_of_the_generation_and_follow
     await watcher.close()
 
 
+async def test_a_lone_tab_s_turn_sends_no_notice_through_the_channel_layer(
+    openai_fake: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from channels_redis.core import RedisChannelLayer
+
+    openai_fake.script(reply(Say("Alone.")))
+    sent: list[str] = []
+    group_send = RedisChannelLayer.group_send
+
+    async def counted(layer: RedisChannelLayer, group: str, message: dict[str, object]) -> None:
+        if group.startswith("user."):  # the user's tabs (a session's group closes sockets)
+            sent.append(group)
+        await group_send(layer, group, message)
+
+    monkeypatch.setattr(RedisChannelLayer, "group_send", counted)
+    person = await _person()
+    tab = await _tab(person)
+    await _turn(tab, _send("Hi"))
+    assert sent == []  # nobody else would hear it
+    other = await _tab(person)
+    openai_fake.script(reply(Say("Heard.")))
+    await _turn(tab, _send("Again"))
+    assert len(sent) == 1  # now another tab listens
+    await tab.close()
+    await other.close()
+
+
 async def test_resume_after_the_buffer_expired_answers_a_snapshot_and_done_without_calling_the_model(
     openai_fake: OpenAIServer,
 ) -> None:

@@ -121,6 +121,25 @@ async def test_a_turn_on_a_socket_whose_session_is_gone_is_refused_and_calls_no_
     await tab.close()
 
 
+async def test_a_turn_on_a_socket_whose_session_expired_is_refused_and_calls_no_model(
+    openai_fake: OpenAIServer,
+) -> None:
+    openai_fake.script(reply(Say("Never said.")))
+    _, browser = await _signed_in()
+    tab = await _open(browser)
+
+    def expire() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE django_session SET expire_date = now() - interval '1 second'")
+
+    await database_sync_to_async(expire)()
+    await tab.send(_send("Bill me", client_id="late-2"))
+
+    assert await tab.communicator.receive_output(timeout=5) == CLOSED
+    assert _model_calls(openai_fake) == 0
+    await tab.close()
+
+
 async def test_frames_after_sign_out_are_not_answered(openai_fake: OpenAIServer) -> None:
     _, browser = await _signed_in()
     tab = await _open(browser)

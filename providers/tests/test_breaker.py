@@ -106,3 +106,21 @@ def test_breakers_are_per_provider() -> None:
 def test_the_state_lives_in_redis_for_every_process() -> None:
     _open("acme")
     assert get_redis_connection("default").hget(KEY_PREFIX + "acme", "state") == b"open"
+
+
+async def test_the_check_from_the_event_loop_reads_the_same_breaker() -> None:
+    from providers.breaker import breaker_check
+
+    assert await breaker_check("acme", POLICY) is BreakerPass.CLEAN
+    breaker_record_failure("acme", POLICY)
+    assert await breaker_check("acme", POLICY) is BreakerPass.ALLOWED
+    for _ in range(3):
+        breaker_record_failure("acme", POLICY)
+    assert await breaker_check("acme", POLICY) is BreakerPass.REFUSED
+
+
+async def test_the_check_works_after_redis_forgot_its_scripts() -> None:
+    from providers.breaker import breaker_check
+
+    get_redis_connection("default").script_flush()
+    assert await breaker_check("acme", POLICY) is BreakerPass.CLEAN

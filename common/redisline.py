@@ -18,6 +18,7 @@ command connects again.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 from typing import Any
 
@@ -258,3 +259,24 @@ class RedisLine:
         if self._line is not None:
             self._line.close()
             self._line = None
+
+
+# How long a command may wait for others to share its write to Redis: with hundreds of replies
+# streaming, a write per frame (a system call, and a wakeup of Redis) was a sixth of a streamed
+# token's CPU; a command reaches Redis at most this much later.
+GATHER_SECONDS = 0.002
+TIMEOUT_SECONDS = 30.0
+
+_lines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, RedisLine]] = weakref.WeakKeyDictionary()
+
+
+def loop_line(url: str) -> RedisLine | None:
+    """The running loop's line to the Redis at `url` (made on first use), or None for a URL it
+    does not serve (TLS): the caller uses redis-py then. It lives as long as the loop."""
+    if not RedisLine.serves(url):
+        return None
+    lines = _lines.setdefault(asyncio.get_running_loop(), {})
+    line = lines.get(url)
+    if line is None:
+        line = lines[url] = RedisLine(url, timeout=TIMEOUT_SECONDS, gather=GATHER_SECONDS)
+    return line

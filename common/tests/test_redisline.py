@@ -11,7 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from chat.redisline import RedisLine, _Line, _reply_at, command_encode
+from common.redisline import RedisLine, _Line, _reply_at, command_encode
 from config.redis_urls import redis_url_with_db
 
 
