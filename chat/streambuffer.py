@@ -224,10 +224,21 @@ class StreamBuffer:
     async def replay(self, message_id: MessageId, after_seq: int = 0) -> list[Frame]:
         """Every stored frame with seq > after_seq, in order. Raises `BufferExpired` when the
         buffer is gone, trimmed past `after_seq`, or behind it (a newer buffer than the client's)."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.get(self.seq_key(message_id))
-            pipe.xrange(self.stream_key(message_id), min=f"{after_seq + 1}-0")
-            last_seq, entries = await pipe.execute()
+        if (line := self.line) is not None:
+            # On the line (a socket's every turn replays once): the same MULTI, sent in one write.
+            *_, (last_seq, entries) = await line.execute_in_order(
+                (b"MULTI",),
+                (b"GET", self.seq_key(message_id)),
+                (b"XRANGE", self.stream_key(message_id), f"{after_seq + 1}-0", b"+"),
+                (b"EXEC",),
+            )
+            last_seq = last_seq.decode() if last_seq is not None else None
+            entries = [(entry_id.decode(), _fields(flat)) for entry_id, flat in entries]
+        else:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.get(self.seq_key(message_id))
+                pipe.xrange(self.stream_key(message_id), min=f"{after_seq + 1}-0")
+                last_seq, entries = await pipe.execute()
         self._check_position(message_id, last_seq, after_seq)
         return self._decode(message_id, entries, after_seq)
 
@@ -282,6 +293,11 @@ class StreamBuffer:
             frames.append(WireFrame(fields["f"], orjson.loads(fields["f"]), str(message_id), seq))
             expected += 1
         return frames
+
+
+def _fields(flat: list[bytes]) -> dict[str, str]:
+    """A stream entry's fields as redis-py decodes them: name, value, name, value, … as a dict."""
+    return {flat[index].decode(): flat[index + 1].decode() for index in range(0, len(flat), 2)}
 
 
 def _seq(entry_id: str) -> int:

@@ -18,6 +18,7 @@ command connects again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from collections import deque
 from typing import Any
@@ -203,6 +204,7 @@ class RedisLine:
         self._connecting = asyncio.Lock()
 
     @staticmethod
+    @functools.cache
     def serves(url: str) -> bool:
         return parse_url(url).get("connection_class") is not SSLConnection
 

@@ -32,9 +32,11 @@ from typing import Any
 import httpx2
 import openai
 import orjson
+from openai._models import FinalRequestOptions
 
 from providers.adapters.base import Adapter, call_timeout, stream_timeout
 from providers.adapters.clients import sdk_client, shared_http_client
+from providers.adapters.prebuilt import prebuilt_stream
 from providers.adapters.sse import SSEDecoder
 from providers.adapters.transport import raw_chunks
 from providers.adapters.wire import connection_lost, retry_after_header
@@ -101,17 +103,27 @@ class OpenAIAdapter(Adapter):
             ),
         )
 
+    @contextlib.asynccontextmanager
+    async def _opened(self, request: ChatRequest) -> AsyncIterator[httpx2.Response]:
+        """The response to a streamed completion, open while the block runs. Entering raises the
+        SDK's status errors. A platform endpoint's request is the SDK's, prebuilt
+        (`providers.adapters.prebuilt`); a route's own client goes through the SDK's call."""
+        client, timeout = self._client(), stream_timeout(self.endpoint.timeouts)
+        if self.endpoint.http_client is None:
+            async with prebuilt_stream(
+                client, "/chat/completions", request_body(request), timeout, options=FinalRequestOptions.construct
+            ) as response:
+                yield response
+            return
+        completions = client.chat.completions.with_streaming_response
+        async with completions.create(**_untransformed(request_body(request)), timeout=timeout) as streamed:
+            yield streamed.http_response
+
     async def _stream(self, request: ChatRequest) -> AsyncIterator[Event]:
-        completions = self._client().chat.completions.with_streaming_response
         state = _StreamState(provider=self.endpoint.provider)
         try:
-            # Entering raises the SDK's status errors; the body is then ours to read.
-            async with (
-                completions.create(
-                    **_untransformed(request_body(request)), timeout=stream_timeout(self.endpoint.timeouts)
-                ) as response,
-                contextlib.aclosing(raw_chunks(response.http_response)) as chunks,
-            ):
+            # The body is ours to read.
+            async with self._opened(request) as response, contextlib.aclosing(raw_chunks(response)) as chunks:
                 try:
                     async for chunk in chunks:
                         for event in state.feed(chunk):

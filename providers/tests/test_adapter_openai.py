@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -147,8 +148,27 @@ async def test_the_messages_skip_the_sdks_request_transform(
 
     monkeypatch.setattr(completions, "async_maybe_transform", recording)
     await events_of(adapter, ask("Hi", system="Be brief."))
+    own_client = dataclasses.replace(adapter.endpoint, http_client=httpx2.AsyncClient())
+    await events_of(OpenAIAdapter(own_client), ask("Hi", system="Be brief."))
+    # Prebuilt (a platform endpoint): no transform at all; the SDK's call (a route's own
+    # client): a transform of no messages.
     assert [body["messages"] for body in transformed] == [[]]  # type: ignore[index]
     assert server.requests[0].body["messages"][1] == {"role": "user", "content": "Hi"}
+    assert server.requests[1].body == server.requests[0].body
+
+
+async def test_a_prebuilt_request_carries_what_the_sdk_s_own_call_sends(
+    server: OpenAIServer, adapter: OpenAIAdapter
+) -> None:
+    await events_of(adapter, ask("Hi", system="Be brief.", temperature=0.2))
+    own_client = dataclasses.replace(adapter.endpoint, http_client=httpx2.AsyncClient())
+    await events_of(OpenAIAdapter(own_client), ask("Hi", system="Be brief.", temperature=0.2))
+    prebuilt, sdk = ({name.lower(): value for name, value in request.headers.items()} for request in server.requests)
+    assert prebuilt["authorization"] == sdk["authorization"] == f"Bearer {KEY}"
+    same = {"user-agent", "content-type", "x-stainless-lang", "x-stainless-package-version", "x-stainless-retry-count"}
+    assert {name: prebuilt.get(name) for name in same} == {name: sdk.get(name) for name in same}
+    assert server.requests[0].path == server.requests[1].path == "/v1/chat/completions"
+    assert server.requests[0].body == server.requests[1].body
 
 
 async def test_unset_options_are_left_out_of_the_request(server: OpenAIServer, adapter: OpenAIAdapter) -> None:
