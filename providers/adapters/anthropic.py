@@ -24,9 +24,11 @@ from typing import Any
 import anthropic
 import httpx2
 import orjson
+from anthropic._models import FinalRequestOptions
 
 from providers.adapters.base import Adapter, call_timeout, stream_timeout
 from providers.adapters.clients import sdk_client, shared_http_client
+from providers.adapters.prebuilt import prebuilt_stream
 from providers.adapters.sse import ServerSentEvent, SSEDecoder
 from providers.adapters.transport import raw_chunks
 from providers.adapters.wire import arguments_object, connection_lost, retry_after_header
@@ -90,16 +92,13 @@ class AnthropicAdapter(Adapter):
     async def _stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         params = request_params(request)
         async with self._client() as client:
-            messages = client.messages.with_streaming_response
             try:
-                # Entering raises the SDK's status errors; the body is then ours to read.
+                # The body is ours to read.
                 async with (
-                    messages.create(
-                        **_untransformed(params), stream=True, timeout=stream_timeout(self.endpoint.timeouts)
-                    ) as response,
-                    contextlib.aclosing(raw_chunks(response.http_response)) as chunks,
+                    self._opened(client, params) as response,
+                    contextlib.aclosing(raw_chunks(response)) as chunks,
                 ):
-                    translation = _Translation(response.http_response)
+                    translation = _Translation(response)
                     try:
                         async for chunk in chunks:
                             for event in translation.feed(chunk):
@@ -113,6 +112,23 @@ class AnthropicAdapter(Adapter):
                 raise provider_error(error, provider=self.endpoint.provider) from None
         if not translation.stopped:  # the body ended or dropped before message_stop: a cut-off reply
             raise ProviderError(ErrorCode.PROVIDER_DISCONNECTED, provider=self.endpoint.provider)
+
+    @contextlib.asynccontextmanager
+    async def _opened(self, client: anthropic.AsyncAnthropic, params: dict[str, Any]) -> AsyncIterator[httpx2.Response]:
+        """The response to a streamed message, open while the block runs. Entering raises the
+        SDK's status errors. A platform endpoint's request is the SDK's, prebuilt
+        (`providers.adapters.prebuilt`); a route's own client goes through the SDK's call."""
+        timeout = stream_timeout(self.endpoint.timeouts)
+        if self.endpoint.http_client is None:
+            body = {**params, "stream": True}
+            async with prebuilt_stream(
+                client, "/v1/messages", body, timeout, options=FinalRequestOptions.construct
+            ) as response:
+                yield response
+            return
+        messages = client.messages.with_streaming_response
+        async with messages.create(**_untransformed(params), stream=True, timeout=timeout) as streamed:
+            yield streamed.http_response
 
     async def list_models(self) -> list[str]:
         async with self._client() as client:

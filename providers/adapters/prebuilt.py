@@ -20,28 +20,47 @@ from __future__ import annotations
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 import orjson
 
-# Per call, not per template: the body's length, and the timeouts (retries never happen here).
-_PER_CALL_HEADERS = frozenset({b"content-length", b"x-stainless-read-timeout"})
-
-_templates: weakref.WeakKeyDictionary[Any, dict[str, tuple[httpx2.URL, list[tuple[bytes, bytes]]]]] = (
-    weakref.WeakKeyDictionary()
-)
+# Per call, not per template: the body's length and the timeouts (retries never happen here).
+_PER_CALL_HEADERS = frozenset({b"content-length", b"x-stainless-timeout", b"x-stainless-read-timeout"})
 
 
-def _template(client: Any, path: str, options: Callable[..., Any]) -> tuple[httpx2.URL, list[tuple[bytes, bytes]]]:
+@dataclass(frozen=True)
+class _Template:
+    url: httpx2.URL
+    headers: list[tuple[bytes, bytes]]  # as sent: the names in the SDK's own case
+    says_timeout: bool  # the SDK names the call's timeout in a header (Anthropic's does)
+
+    def headers_for(self, timeout: httpx2.Timeout) -> list[tuple[bytes, bytes]]:
+        """The headers as the SDK would send them with this call's timeouts."""
+        headers = list(self.headers)
+        if self.says_timeout:
+            headers.append((b"x-stainless-timeout", str(timeout.read).encode()))
+        if timeout.read is not None:
+            headers.append((b"x-stainless-read-timeout", str(timeout.read).encode()))
+        return headers
+
+
+_templates: weakref.WeakKeyDictionary[Any, dict[str, _Template]] = weakref.WeakKeyDictionary()
+
+
+def _template(client: Any, path: str, options: Callable[..., Any]) -> _Template:
     """The URL and headers `client` sends with a POST to `path`, built once by the SDK."""
     built = _templates.setdefault(client, {})
     template = built.get(path)
     if template is None:
         request = client._build_request(options(method="post", url=path, json_data={}))
-        # As sent: the names in the SDK's own case.
-        headers = [(name, value) for name, value in request.headers.raw if name.lower() not in _PER_CALL_HEADERS]
-        template = built[path] = (request.url, headers)
+        raw = request.headers.raw
+        template = built[path] = _Template(
+            url=request.url,
+            headers=[(name, value) for name, value in raw if name.lower() not in _PER_CALL_HEADERS],
+            says_timeout=any(name.lower() == b"x-stainless-timeout" for name, _ in raw),
+        )
     return template
 
 
@@ -52,11 +71,15 @@ async def prebuilt_stream(
     """POST `body` to `path` as `client` would; the open response while the block runs. Raises
     the SDK's status error for a response that is not a success. `options`: the SDK's
     `FinalRequestOptions.construct`."""
-    url, headers = _template(client, path, options)
+    template = _template(client, path, options)
     request = httpx2.Request(
-        "POST", url, headers=headers, content=orjson.dumps(body), extensions={"timeout": timeout.as_dict()}
+        "POST",
+        template.url,
+        headers=template.headers_for(timeout),
+        content=orjson.dumps(body),
+        extensions={"timeout": timeout.as_dict()},
     )
-    transport = client._client._transport_for_url(url)
+    transport = client._client._transport_for_url(template.url)
     response = await transport.handle_async_request(request)
     response.request = request
     try:

@@ -417,3 +417,24 @@ def test_the_registry_builds_an_anthropic_adapter_for_the_anthropic_protocol() -
 
     assert isinstance(built, AnthropicAdapter)
     assert built.protocol == "anthropic"
+
+
+async def test_a_prebuilt_request_carries_what_the_sdk_s_own_call_sends(server: AnthropicServer) -> None:
+    server.script(reply(Say("One.")), reply(Say("Two.")))
+    await drain(adapter(server))  # a platform endpoint: the SDK's request, prebuilt
+    async with httpx2.AsyncClient() as own:
+        await drain(adapter(server, http_client=own))  # a route's own client: the SDK's call
+    prebuilt, sdk = ({name.lower(): value for name, value in request.headers.items()} for request in server.requests)
+    assert prebuilt["x-api-key"] == sdk["x-api-key"] == KEY
+    same = {
+        "authorization",
+        "anthropic-version",
+        "user-agent",
+        "content-type",
+        "x-stainless-lang",
+        "x-stainless-timeout",
+    }
+    assert {name: prebuilt.get(name) for name in same} == {name: sdk.get(name) for name in same}
+    assert server.requests[0].path == server.requests[1].path
+    assert server.requests[0].body == server.requests[1].body
+    assert server.requests[0].body["stream"] is True

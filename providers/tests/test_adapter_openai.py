@@ -165,7 +165,14 @@ async def test_a_prebuilt_request_carries_what_the_sdk_s_own_call_sends(
     await events_of(OpenAIAdapter(own_client), ask("Hi", system="Be brief.", temperature=0.2))
     prebuilt, sdk = ({name.lower(): value for name, value in request.headers.items()} for request in server.requests)
     assert prebuilt["authorization"] == sdk["authorization"] == f"Bearer {KEY}"
-    same = {"user-agent", "content-type", "x-stainless-lang", "x-stainless-package-version", "x-stainless-retry-count"}
+    same = {
+        "user-agent",
+        "content-type",
+        "x-stainless-lang",
+        "x-stainless-package-version",
+        "x-stainless-retry-count",
+        "x-stainless-read-timeout",
+    }
     assert {name: prebuilt.get(name) for name in same} == {name: sdk.get(name) for name in same}
     assert server.requests[0].path == server.requests[1].path == "/v1/chat/completions"
     assert server.requests[0].body == server.requests[1].body
