@@ -48,6 +48,8 @@ from chat.tabs import others_listening
 
 logger = logging.getLogger(__name__)
 
+# The scope key under which `chat.routing.RawSendKept` keeps the server's own `send`.
+RAW_SEND = "arbor.raw_send"
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_DISABLED = 4403  # the account was disabled by an operator (usage.services.operators.user_disable)
 MAX_MODEL_CHARACTERS = 200
@@ -458,9 +460,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     # --- Frames out ---------------------------------------------------------------------------
     async def _send_frame(self, frame: Frame) -> None:
-        """A reply's frame: its text as encoded once for every follower, when it has one."""
+        """A reply's frame: its text as encoded once for every follower, when it has one, sent
+        straight to the server when the stack kept its `send` (`chat.routing.RawSendKept`)."""
         text = getattr(frame, "text", None)
-        await (self.send(text_data=text) if text is not None else self.send_json(frame))
+        if text is None:
+            await self.send_json(frame)
+        elif (raw_send := self.scope.get(RAW_SEND)) is not None:
+            await raw_send({"type": "websocket.send", "text": text})
+        else:
+            await self.send(text_data=text)
 
     async def _tell_other_tabs(self, frame: Frame) -> None:
         if not await others_listening(self.channel_layer, self.group):

@@ -265,8 +265,8 @@ class RedisLine:
 
 # How long a command may wait for others to share its write to Redis: with hundreds of replies
 # streaming, a write per frame (a system call, and a wakeup of Redis) was a sixth of a streamed
-# token's CPU; a command reaches Redis at most this much later.
-GATHER_SECONDS = 0.002
+# token's CPU, and a tenth still with 2 ms; a command reaches Redis at most this much later.
+GATHER_SECONDS = 0.005
 TIMEOUT_SECONDS = 30.0
 
 _lines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, RedisLine]] = weakref.WeakKeyDictionary()

@@ -20,7 +20,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 
 from chat.generation import GenerationsWatched, generations_watch
-from chat.routing import websocket_urlpatterns
+from chat.routing import RawSendKept, websocket_urlpatterns
 from config.origins import SameOriginValidator
 from config.server_loop import when_the_server_loop_starts
 from config.websocket_server import websocket_failures_close_cleanly
@@ -34,7 +34,7 @@ application = GenerationsWatched(
     ProtocolTypeRouter(
         {
             "http": django_asgi_application,
-            "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            "websocket": SameOriginValidator(RawSendKept(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),
         }
     )
 )

@@ -75,10 +75,14 @@ class ThinkTagSplitter:
 
 
 def _partial_tag_length(buffer: str, tag: str) -> int:
-    """The length of the longest suffix of `buffer` that is a proper prefix of `tag`."""
-    for length in range(min(len(buffer), len(tag) - 1), 0, -1):
-        if tag.startswith(buffer[-length:]):
-            return length
+    """The length of the longest suffix of `buffer` that is a proper prefix of `tag`. Such a
+    suffix begins with the tag's first character: only where that character occurs near the end
+    is anything compared (this runs for every text delta, and nearly none ends in one)."""
+    start = buffer.find(tag[0], max(0, len(buffer) - len(tag) + 1))
+    while start >= 0:
+        if tag.startswith(buffer[start:]):
+            return len(buffer) - start
+        start = buffer.find(tag[0], start + 1)
     return 0
 
 
