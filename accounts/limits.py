@@ -36,7 +36,6 @@ TOKENS = UsageBucket.Kind.TOKENS
 KINDS = frozenset({MESSAGES, TOKENS})
 _APPLY = "SELECT accounts_bucket_change(%s, %s, %s, %s, %s)"
 _LEVEL = "SELECT capacity, rate, level FROM accounts_bucket_level(%s, %s, %s)"
-_SETTLE = "SELECT accounts_bucket_change(%(user_id)s, 'tokens', %(delta)s, false, NULL) AS level"
 _TURN_ADMIT = "SELECT refused, remaining, capacity, rate FROM accounts_turn_admit(%s, %s, %s)"
 
 
@@ -87,14 +86,6 @@ def _refusal(*, user: User, kind: str, amount: float, now: datetime | None) -> L
     return refusal_decision(kind=kind, amount=amount, capacity=capacity, rate=rate, level=level)
 
 
-def settle_statement(*, user_id: int, delta: float) -> tuple[str, dict[str, float | int]]:
-    """The token bucket's settlement as a statement for a caller to run with its own writes (a
-    usage row's): `delta` is charged (positive: used past the reservation, the level may go below
-    zero) or given back (negative: never past the capacity), unconditionally, as limit_charge or
-    limit_refund would. One round trip with the caller's other writes instead of one of its own."""
-    return _SETTLE, {"user_id": user_id, "delta": float(delta)}
-
-
 def _check_amount(amount: float) -> None:
     if amount < 0 or math.isnan(amount):
         raise ValueError(f"a bucket amount cannot be negative, got {amount!r}")
@@ -136,7 +127,8 @@ def turn_admit(*, user: User, estimated_tokens: int, now: datetime | None = None
 
     Returns the refusing bucket's decision (kind says which), or when admitted the messages
     decision (remaining = messages left). After the turn, settle the reservation against the
-    real usage: limit_refund the unused part, or limit_charge the excess.
+    real usage: limit_refund the unused part, or limit_charge the excess (a generation's billing
+    does it with its usage row, `accounts_bucket_change` called by `usage_record_write`).
     """
     _check_amount(estimated_tokens)
     with connection.cursor() as cursor:

@@ -1,5 +1,7 @@
 """CPU of one chat turn where a socket's `send` spends it: saving the turn and preparing its
-generation, in one database thread call (`chat.generation.begin.turn_begin`), with no model called.
+generation, in one database thread call (`chat.generation.begin.turn_begin`), with no model called;
+and the end of a one-token reply (`--finish`): its save and its turn's settlement
+(`chat.generation.finish.reply_save`).
 
 Runs in this process against a fresh database (`arbor_bench_turn`), migrated and seeded as `make
 run` seeds it, with OpenAI configured (a key and a URL that is never called). Each conversation
@@ -7,7 +9,9 @@ is a guest's: a first turn in a new chat, then replies at the end of it. Printed
 statements per turn, beside a baseline in the same run: the same two messages written by two
 plain INSERTs in one transaction (the least any turn costs the web process).
 
-    .venv/bin/python -m bench.turn [--turns 300] [--conversation 10] [--profile 25]
+    .venv/bin/python -m bench.turn [--turns 300] [--conversation 10] [--profile 25] [--finish]
+
+Statements are every round trip Django logs: a transaction's BEGIN, COMMIT and savepoints included.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import django
 
@@ -56,12 +61,14 @@ def _guests_unlimited() -> None:
         )
 
 
-def _arbor_turns(turns: int, conversation: int) -> Callable[[], None]:
-    """A callable that runs the next turn as the socket does (save, then prepare)."""
+def _arbor_turns(turns: int, conversation: int, *, keep: bool = False) -> Any:
+    """A callable that runs the next turn as the socket does (save, then prepare); with `keep`,
+    also the list its replies' ids are appended to."""
     from chat.generation import generation_prepare_for
     from chat.services.turns import turn_send
 
     state: dict[str, object] = {"left": 0}
+    replies: list[str] = []
 
     def turn() -> None:
         if not state["left"]:
@@ -81,8 +88,39 @@ def _arbor_turns(turns: int, conversation: int) -> Callable[[], None]:
         )
         state.update(chat=str(started.chat.pk), parent=str(started.assistant_message.pk))
         state["left"] = int(state["left"]) - 1  # type: ignore[call-overload]
+        replies.append(str(reply.pk))
 
-    return turn
+    return (turn, replies) if keep else turn
+
+
+def _finishes(turns: int, conversation: int) -> Callable[[], None]:
+    """A callable that saves and settles the next one-token reply, as a generation's end does.
+    The turns it finishes are sent beforehand (outside the measure), `turns` + 3 of them."""
+    from django.conf import settings
+
+    from chat.generation.finish import reply_save
+    from chat.models import Status
+    from chat.reply import Reply
+    from providers.contract import TextDelta, Usage
+
+    settings.CHAT_TITLES_AUTO = False  # a title is a model call of its own, not this save's
+    make_turn, ids = _arbor_turns(turns + 3, conversation, keep=True)
+    for _ in range(turns + 3):
+        make_turn()
+    save = reply_save.func  # the database thread's function, without the event loop around it
+    pending = list(ids)
+
+    def finish() -> None:
+        reply = Reply()
+        started = time.monotonic()
+        reply.first_token_at = started
+        reply.frame_for(TextDelta("Sunny."))
+        reply.usage = Usage(input_tokens=24, output_tokens=1)
+        reply.finish_reason = "stop"
+        reply.provider = "openai"
+        assert save(pending.pop(0), reply, Status.COMPLETE, started=started, error=None) is not None
+
+    return finish
 
 
 def _baseline_turns() -> Callable[[], None]:
@@ -124,6 +162,7 @@ def _measure(turn: Callable[[], None], count: int) -> tuple[float, float]:
 
     for _ in range(3):
         turn()
+    connection.queries_log.clear()  # a full log (9,000 entries) would miscount
     with CaptureQueriesContext(connection) as queries:
         started = time.process_time()
         for _ in range(count):
@@ -138,6 +177,7 @@ def main() -> None:
     parser.add_argument("--conversation", type=int, default=10, help="turns per chat")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N costliest functions")
+    parser.add_argument("--finish", action="store_true", help="also a one-token reply's save and settlement")
     options = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
     os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
@@ -146,13 +186,22 @@ def main() -> None:
     django.setup()
     _database()
     arbor, baseline = _arbor_turns(options.turns, options.conversation), _baseline_turns()
-    figures: dict[str, list[tuple[float, float]]] = {"baseline": [], "arbor": []}
+    cases = {
+        "baseline": "baseline: two INSERTs in one transaction",
+        "arbor": "Arbor: save + prepare",
+        "finish": "Arbor: a reply's save + settlement",
+    }
+    figures: dict[str, list[tuple[float, float]]] = {"baseline": [], "arbor": [], "finish": []}
     for _ in range(options.runs):
         figures["baseline"].append(_measure(baseline, options.turns))
         figures["arbor"].append(_measure(arbor, options.turns))
+        if options.finish:
+            figures["finish"].append(_measure(_finishes(options.turns, options.conversation), options.turns))
     print(f"{options.turns} turns per run, {options.runs} runs, {options.conversation} turns per chat")
     print("| case | CPU ms per turn (median [min-max]) | statements per turn |\n| --- | ---: | ---: |")
-    for name, label in (("baseline", "baseline: two INSERTs in one transaction"), ("arbor", "Arbor: save + prepare")):
+    for name, label in cases.items():
+        if not figures[name]:
+            continue
         cpu = [figure[0] for figure in figures[name]]
         print(f"| {label} | {statistics.median(cpu):.2f} [{min(cpu):.2f}-{max(cpu):.2f}] | {figures[name][0][1]:.1f} |")
     if options.profile:

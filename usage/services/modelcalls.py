@@ -19,14 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
+from django.db import connection
+from django.utils import timezone
+
 from providers.contract import ChatRequest, ErrorCode, ProviderError, TextDelta, TextPart, Usage
-from providers.routing import BYOK_PREFIX, Route
-from usage.services.records import TierUnknown, usage_record
+from providers.routing import Route
+from usage.models import Kind
+from usage.services.quotas import period_starts
+from usage.services.records import TierUnknown
 
 CHARS_PER_TOKEN = 4  # the estimate of output tokens when a provider reported none
 
@@ -117,33 +123,49 @@ def model_call_bill(
     """Charge `call` to its user and record it; returns the usage charged (reported or
     estimated). With a turn's `reservation` the tokens it reserved are settled against the real
     figure (the excess charged, the rest given back) and its spend part released. BYOK models
-    (their `byok:` ids) cost the platform nothing and are recorded at 0."""
-    reservation = reservation or {}
-    usage = call.usage
-    if not (usage.input_tokens or usage.output_tokens) and not (call.error is not None and not call.text):
-        usage = Usage(
-            input_tokens=reservation.get("estimated_input_tokens", call.sent_tokens),
-            output_tokens=len(call.text) // CHARS_PER_TOKEN,
+    (their `byok:` ids) cost the platform nothing and are recorded at 0. One statement,
+    `usage_call_bill` (migration usage 0004): a reply's save runs the same function in its own."""
+    if kind not in Kind.values:
+        raise ValueError(f"unknown usage kind {kind!r}")
+    now = timezone.now()
+    today, month = period_starts(now)
+    known = tier_id is not TierUnknown
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CALL_BILL,
+            [
+                user_id,
+                tier_id if known else None,
+                known,
+                kind,
+                chat_id,
+                message_id,
+                model_id,
+                call.provider,
+                call.usage.input_tokens,
+                call.usage.output_tokens,
+                call.usage.reasoning_tokens,
+                len(call.text),
+                call.error is not None,
+                call.sent_tokens,
+                call.ttft_ms,
+                call.total_ms,
+                outcome or call.outcome,
+                json.dumps(reservation or {}),
+                now,
+                today,
+                month,
+            ],
         )
-    reserved = reservation.get("reserved_tokens", 0)
-    used = usage.input_tokens + usage.output_tokens
-    usage_record(
-        user_id=user_id,
-        kind=kind,
-        model_id=model_id,
-        provider=call.provider,
-        usage=usage,
-        chat_id=chat_id,
-        message_id=message_id,
-        ttft_ms=call.ttft_ms,
-        total_ms=call.total_ms,
-        outcome=outcome or call.outcome,
-        byok=model_id.startswith(BYOK_PREFIX),
-        reservation=reservation or None,
-        tier_id=tier_id,
-        tokens_settled=used - reserved,  # the excess charged, or the unused part given back
-    )
-    return usage
+        input_tokens, output_tokens, reasoning_tokens = cursor.fetchone()
+    return Usage(input_tokens=input_tokens, output_tokens=output_tokens, reasoning_tokens=reasoning_tokens)
+
+
+_CALL_BILL = (
+    "SELECT input_tokens, output_tokens, reasoning_tokens FROM usage_call_bill(%s::bigint, %s::bigint, %s::boolean,"
+    " %s::text, %s::uuid, %s::uuid, %s::text, %s::text, %s::bigint, %s::bigint, %s::bigint, %s::integer, %s::boolean,"
+    " %s::bigint, %s::integer, %s::integer, %s::text, %s::jsonb, %s::timestamptz, %s::date, %s::date)"
+)
 
 
 def estimated_tokens(request: ChatRequest) -> int:

@@ -9,7 +9,8 @@ limit of 1.00 admit exactly 14. Day before month, always (no deadlocks); a month
 the day's reservation back (a subtransaction). The locks are held until the caller's
 transaction ends: `chat.services.turns` keeps it short.
 
-Settlement (`quota_settle`, called by `usage_record`) releases the reservation and books the
+Settlement (the SQL function `usage_spend_settle`, migration 0004: `quota_settle`, and
+`usage_record` or a reply's save with the usage row) releases the reservation and books the
 real cost into the same day and month rows, unconditionally: a reply may cost more than its
 estimate and push `spent` past the limit; the next turn is then refused until the reset. So a
 limit is exact at admission, and overshot by at most the excess of the turns running then.
@@ -20,6 +21,7 @@ nothing and are never refused for money.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -32,29 +34,11 @@ from django.utils import timezone
 from accounts.models import User
 from usage.models import Period, QuotaOverride, SpendLedger, TierQuota
 
-# Keys of the reservation in the dict a turn keeps on its reply placeholder (message.reservation).
+# Keys of the reservation in the dict a turn keeps on its reply placeholder (message.reservation);
+# `usage_spend_settle` (migration 0004) reads them by these names.
 RESERVED_KEY = "spend_reserved"
 DAY_KEY = "spend_day"
 MONTH_KEY = "spend_month"
-
-_RESERVE = """
-INSERT INTO {table} AS ledger (user_id, period, start, spent, reserved)
-SELECT %(user_id)s, %(period)s, %(start)s, 0, %(amount)s
-WHERE %(limit)s::numeric IS NULL OR %(amount)s::numeric <= %(limit)s::numeric
-ON CONFLICT (user_id, period, start) DO UPDATE
-SET reserved = ledger.reserved + EXCLUDED.reserved
-WHERE %(limit)s::numeric IS NULL OR ledger.spent + ledger.reserved + EXCLUDED.reserved <= %(limit)s::numeric
-RETURNING ledger.spent
-"""
-
-# Release `released` of the reservation and book `cost`; creates the row when missing.
-_SETTLE = """
-INSERT INTO {table} AS ledger (user_id, period, start, spent, reserved)
-VALUES (%(user_id)s, %(period)s, %(start)s, %(cost)s, 0)
-ON CONFLICT (user_id, period, start) DO UPDATE
-SET spent = ledger.spent + EXCLUDED.spent,
-    reserved = GREATEST(0, ledger.reserved - %(released)s::numeric)
-"""
 
 
 @dataclass(frozen=True)
@@ -130,12 +114,6 @@ def spend_limits_for(*, user_id: int, now: datetime | None = None) -> SpendLimit
 
 
 # --- Admission and settlement -------------------------------------------------------------------
-def _execute(sql: str, params: dict[str, Any]) -> Any:
-    with connection.cursor() as cursor:
-        cursor.execute(sql.format(table=SpendLedger._meta.db_table), params)
-        return cursor.fetchone() if cursor.description else None
-
-
 def spend_admit(*, user: User, amount: Decimal, now: datetime | None = None) -> dict[str, str]:
     """Admit a turn estimated to cost `amount` on platform models: reserve it in the day and
     the month, or raise QuotaExceeded (nothing reserved) or AccountDisabled. Returns the
@@ -171,56 +149,16 @@ def spend_refusal_raise(
     raise QuotaExceeded(period=refused, limit=limit, resets_at=period_reset(refused, start), now=now)
 
 
-@dataclass(frozen=True)
-class Settlement:
-    """What settling a turn's spend writes: `released` given back from the reservation and
-    `cost` booked, in the day and the month that start on `starts`."""
-
-    user_id: int
-    released: Decimal
-    cost: Decimal
-    starts: tuple[date, date]
-
-    @property
-    def empty(self) -> bool:
-        return self.released == 0 and self.cost == 0
-
-    def statements(self) -> list[tuple[str, dict[str, Any]]]:
-        """The ledger upserts (day, month): SQL with `{table}` and its parameters."""
-        return [
-            (
-                _SETTLE,
-                {
-                    "user_id": self.user_id,
-                    "period": str(period),
-                    "start": start,
-                    "cost": self.cost,
-                    "released": self.released,
-                },
-            )
-            for period, start in zip((Period.DAY, Period.MONTH), self.starts, strict=True)
-        ]
-
-
-def quota_settlement(*, user_id: int, reservation: dict[str, Any] | None, cost: Decimal) -> Settlement:
-    """Release a turn's reservation (if any) and book `cost` to its day and month (without a
-    reservation: today and this month). Unconditional: real usage is booked even past a limit."""
-    reservation = reservation or {}
-    released = Decimal(reservation.get(RESERVED_KEY) or 0)
-    if released > 0 and reservation.get(DAY_KEY) and reservation.get(MONTH_KEY):
-        starts = date.fromisoformat(reservation[DAY_KEY]), date.fromisoformat(reservation[MONTH_KEY])
-    else:
-        released = Decimal(0)
-        starts = period_starts()
-    return Settlement(user_id=user_id, released=released, cost=cost, starts=starts)
+_SETTLE = "SELECT usage_spend_settle(%s::bigint, %s::jsonb, %s::numeric, %s::date, %s::date)"
 
 
 def quota_settle(*, user_id: int, reservation: dict[str, Any] | None, cost: Decimal) -> None:
-    """`quota_settlement`, written now."""
-    settlement = quota_settlement(user_id=user_id, reservation=reservation, cost=cost)
-    if not settlement.empty:
-        for sql, params in settlement.statements():
-            _execute(sql, params)
+    """Release a turn's reservation (if any) and book `cost` to its day and month (without a
+    reservation: today and this month). Unconditional: real usage is booked even past a limit.
+    One statement, `usage_spend_settle` (migration 0004), which `usage_record` runs too."""
+    today, month = period_starts()
+    with connection.cursor() as cursor:
+        cursor.execute(_SETTLE, [user_id, json.dumps(reservation or {}), cost, today, month])
 
 
 def quota_release(*, user_id: int, reservation: dict[str, Any] | None) -> None:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import re
+import json
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
-from accounts.limits import settle_statement
-from accounts.models import User
 from providers.catalogcache import catalog_snapshot
 from providers.contract import Usage
-from usage.models import Kind, SpendLedger, UsageRecord
-from usage.services.quotas import quota_settlement
+from usage.models import Kind
+from usage.services.quotas import period_starts
 
 MILLION = Decimal(1_000_000)
 
@@ -61,96 +59,48 @@ def usage_record(
     The cost is computed from the model's prices now; a BYOK generation is recorded with cost 0
     (the user's key paid). `outcome` is "complete", "stopped" or an error code. `reservation` is
     what the turn reserved at admission (the dict `chat.services.turns` keeps on the reply's
-    placeholder, `message.usage` before the reply is saved): its spend part is released and the
-    real cost booked to the same day and month, in the same transaction as the row. Without one
-    (titles, suggestions, artifacts) the cost is booked to the current day and month. A user
-    deleted meanwhile leaves the row anonymous. `tier_id`: the user's tier when the caller read it
-    in the same transaction (a saved reply does); read here when not given. `tokens_settled`:
-    tokens charged to the user's token bucket (negative: given back), in the same statement."""
+    placeholder, `message.reservation` until the reply is saved): its spend part is released and
+    the real cost booked to the same day and month, with the row. Without one (titles,
+    suggestions, artifacts) the cost is booked to the current day and month. A user deleted
+    meanwhile leaves the row anonymous. `tier_id`: the user's tier when the caller read it in the
+    same transaction; read with the row when not given. `tokens_settled`: tokens charged to the
+    user's token bucket (negative: given back). One statement, `usage_record_write` (migration
+    0004): the rules are there, shared with a reply's save."""
     if kind not in Kind.values:
         raise ValueError(f"unknown usage kind {kind!r}")
-    if byok:
-        cost = Decimal(0)
-    else:
-        input_price, output_price = model_prices(model_id)
-        cost = cost_of(
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            input_price=input_price,
-            output_price=output_price,
+    now = timezone.now()
+    today, month = period_starts(now)
+    known = tier_id is not TierUnknown
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RECORD,
+            [
+                user_id,
+                tier_id if known else None,
+                known,
+                kind,
+                chat_id,
+                message_id,
+                model_id,
+                provider,
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.reasoning_tokens,
+                ttft_ms,
+                total_ms,
+                str(outcome),
+                byok,
+                json.dumps(reservation or {}),
+                float(tokens_settled),
+                now,
+                today,
+                month,
+            ],
         )
-    with transaction.atomic():
-        if tier_id is TierUnknown:
-            tier_id = User.objects.filter(pk=user_id).values_list("tier_id", flat=True).first()
-        row = {
-            "created_at": timezone.now(),
-            "user_id": user_id if tier_id is not None else None,
-            "tier_id": tier_id,
-            "kind": kind,
-            "chat_id": chat_id,
-            "message_id": message_id,
-            "model_id": model_id[:200],
-            "provider": provider[:100],
-            "input_tokens": max(0, usage.input_tokens),
-            "output_tokens": max(0, usage.output_tokens),
-            "reasoning_tokens": max(0, usage.reasoning_tokens),
-            "cost": cost,
-            "byok": byok,
-            "ttft_ms": ttft_ms if ttft_ms is None else max(0, ttft_ms),
-            "total_ms": total_ms if total_ms is None else max(0, total_ms),
-            "outcome": str(outcome)[:40],
-        }
-        statements = [(_INSERT_RECORD, row)]
-        if tier_id is not None:
-            settlement = quota_settlement(user_id=user_id, reservation=reservation, cost=cost)
-            if not settlement.empty:
-                statements += [
-                    (sql.format(table=SpendLedger._meta.db_table), params) for sql, params in settlement.statements()
-                ]
-        if tokens_settled:
-            statements.append(settle_statement(user_id=user_id, delta=tokens_settled))
-        sql, params = _as_one_statement(statements)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
 
 
-_RECORD_COLUMNS = (
-    "created_at",
-    "user_id",
-    "tier_id",
-    "kind",
-    "chat_id",
-    "message_id",
-    "model_id",
-    "provider",
-    "input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost",
-    "byok",
-    "ttft_ms",
-    "total_ms",
-    "outcome",
+_RECORD = (
+    "SELECT usage_record_write(%s::bigint, %s::bigint, %s::boolean, %s::text, %s::uuid, %s::uuid, %s::text, %s::text,"
+    " %s::bigint, %s::bigint, %s::bigint, %s::integer, %s::integer, %s::text, %s::boolean, %s::jsonb,"
+    " %s::double precision, %s::timestamptz, %s::date, %s::date)"
 )
-_INSERT_RECORD = (
-    f"INSERT INTO {UsageRecord._meta.db_table} ({', '.join(_RECORD_COLUMNS)}) "
-    f"VALUES ({', '.join(f'%({column})s' for column in _RECORD_COLUMNS)})"
-)
-_PARAMETER = re.compile(r"%\((\w+)\)s")
-
-
-def _as_one_statement(statements: list[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
-    """Writes as one statement (each a CTE of its own): one round trip for the usage row, the
-    ledger's day and month and the token bucket, which touch different rows. A data-modifying
-    CTE always runs; a SELECT (a function call) only when read, so the last line reads them
-    (and so runs them first: the bucket is locked before the ledger, as admission does)."""
-    ctes: list[str] = []
-    params: dict[str, Any] = {}
-    reads: list[str] = []
-    for index, (sql, values) in enumerate(statements):
-        prefixed = _PARAMETER.sub(rf"%(w{index}_\1)s", sql)
-        ctes.append(f"w{index} AS ({prefixed})")
-        params.update({f"w{index}_{name}": value for name, value in values.items()})
-        if sql.lstrip().upper().startswith("SELECT"):
-            reads.append(f"(SELECT count(*) FROM w{index})")
-    return f"WITH {', '.join(ctes)} SELECT {', '.join(reads) or '1'}", params

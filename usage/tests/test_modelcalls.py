@@ -134,3 +134,18 @@ def test_a_byok_call_costs_the_platform_nothing() -> None:
 
     row = UsageRecord.objects.get(user=user)
     assert (row.byok, row.cost, row.input_tokens) == (True, 0, 1_000)
+
+
+@pytest.mark.django_db
+def test_billing_a_call_with_no_placeholder_is_one_statement(django_assert_num_queries: Any) -> None:
+    user = UserFactory()
+    model_id = _cheapest_openai_model(user)
+
+    # The tier, the prices, the estimate, the bucket, the ledger and the row: all in `usage_call_bill`.
+    with django_assert_num_queries(1):
+        charged = model_call_bill(
+            ModelCall(text="A title", sent_tokens=30), user_id=user.pk, kind="title", model_id=model_id
+        )
+
+    assert charged == Usage(input_tokens=30, output_tokens=len("A title") // 4)
+    assert UsageRecord.objects.get(user=user).cost > 0
