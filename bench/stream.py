@@ -372,7 +372,7 @@ async def _cpu_figures(
     async with contextlib.AsyncExitStack() as stack:
         sockets_open = [await stack.enter_async_context(_connect(base, session)) for session in sessions]
         await asyncio.gather(*[_turn(ws, rate, short) for ws in sockets_open])  # warm every socket
-        with Sampler(pids) as idle:
+        with _profiled(pids, profile and f"{profile}.idle"), Sampler(pids) as idle:
             await asyncio.sleep(IDLE_SECONDS)
         print(
             f"Idle: {replies} open sockets and nothing sent cost the web processes"
