@@ -15,9 +15,9 @@ hops); frames and bytes per reply; the web processes' CPU share and peak memory.
 
 First, the headline figures, which hold on a noisy machine where latency does not: the web
 processes' **CPU per turn** (over turns whose replies are one token, on sockets opened before
-the clock starts) and **CPU per streamed token** (over long replies, less those replies' turn
-cost), each beside the direct SDK client's own CPU for the same work in the same run. At the
-end, one summary table of every target.
+the clock starts) and **CPU per streamed token** (100 long replies at once less 100 one-token
+replies at once, over the extra tokens), each beside the direct SDK client's own CPU for the
+same work in the same run. At the end, one summary table of every target.
 
     .venv/bin/python -m bench.stream [--levels 1,100,300,500] [--tokens 150] [--rate 30]
 """
@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import http.cookiejar
 import json
+import logging
 import os
 import signal
 import socket
@@ -528,6 +529,8 @@ def main() -> None:
     )
     options = parser.parse_args()
     database_url = _fresh_database()
+    # The direct client's requests are not logged: a log line per call would be its CPU too.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     from django.conf import settings
 
     from config.redis_urls import redis_url_with_db
