@@ -149,24 +149,14 @@ class StreamBuffer:
     async def append_encoded(self, message_id: MessageId, payload: str) -> int:
         """Store one frame already encoded by `frame_encode` (no `message_id`, no `seq`)."""
         if (line := self.line) is not None:
-            return await self._append_on_line(line, message_id, payload)
+            keys = (self.stream_key(message_id), self.seq_key(message_id))
+            return int(await line.run_script(_APPEND_SCRIPT, keys, (payload, self.ttl_seconds, self.maxlen or 0)))
         keys = [self.stream_key(message_id), self.seq_key(message_id)]
         stored: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((keys, [payload, self.ttl_seconds, self.maxlen or 0], stored))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._store_pending())
         return int(await stored)
-
-    async def _append_on_line(self, line: RedisLine, message_id: MessageId, payload: str) -> int:
-        keys = (self.stream_key(message_id), self.seq_key(message_id))
-        args = (payload, self.ttl_seconds, self.maxlen or 0)
-        try:
-            return int(await line.execute(b"EVALSHA", self._append.sha, 2, *keys, *args))
-        except NoScriptError:
-            # Redis forgot the script (a restart): the refused frame was not written; load it
-            # and send the frame once more.
-            self._append.sha = (await line.execute(b"SCRIPT", b"LOAD", _APPEND_SCRIPT)).decode()
-            return int(await line.execute(b"EVALSHA", self._append.sha, 2, *keys, *args))
 
     async def _store_pending(self) -> None:
         while self._pending:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import weakref
 from collections import deque
 from typing import Any
@@ -40,6 +41,11 @@ def command_encode(args: tuple[Arg, ...]) -> bytes:
         data = arg if isinstance(arg, bytes) else str(arg).encode()
         pieces.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(pieces)
+
+
+@functools.cache
+def _script_sha(script: str) -> str:
+    return hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
 
 
 class _Incomplete(Exception):
@@ -214,6 +220,15 @@ class RedisLine:
         if line is None or line.closed:
             line = await self._connected()
         return await line.request(command_encode(args))
+
+    async def run_script(self, script: str, keys: tuple[Arg, ...], args: tuple[Arg, ...]) -> Any:
+        """A Lua script's reply, by its hash; sent whole once Redis says it forgot it (a restart
+        or SCRIPT FLUSH), which loads it again. A script refused as unknown did not run."""
+        sha = _script_sha(script)
+        try:
+            return await self.execute(b"EVALSHA", sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await self.execute(b"EVAL", script, len(keys), *keys, *args)
 
     async def execute_in_order(self, *commands: tuple[Arg, ...]) -> list[Any]:
         """The replies to several commands, sent together and run by Redis one after another,

@@ -22,7 +22,6 @@ from functools import lru_cache
 from django.conf import settings
 from django_redis import get_redis_connection
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
 
 from common.redisline import loop_line
 
@@ -111,13 +110,7 @@ async def breaker_check(provider: str, policy: BreakerPolicy) -> BreakerPass:
     line = loop_line(settings.REDIS_URL)
     if line is None:
         return breaker_allows(provider, policy)
-    allow, _ = _scripts()
-    command = (KEY_PREFIX + provider, policy.open_seconds)
-    try:
-        answer = await line.execute(b"EVALSHA", allow.sha, 1, *command)
-    except NoScriptError:
-        answer = await line.execute(b"EVAL", _ALLOW, 1, *command)
-    return BreakerPass(int(answer))
+    return BreakerPass(int(await line.run_script(_ALLOW, (KEY_PREFIX + provider,), (policy.open_seconds,))))
 
 
 def breaker_record_success(provider: str) -> None:

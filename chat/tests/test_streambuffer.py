@@ -22,8 +22,12 @@ TICK = 2**-10  # about a millisecond
 INTERVAL = 2**-5  # 31.25 ms
 
 
-@pytest.fixture
-async def buffer() -> AsyncIterator[StreamBuffer]:
+@pytest.fixture(params=["line", "redis-py"])
+async def buffer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[StreamBuffer]:
+    """The buffer on the loop's Redis line, and as it runs where the line does not serve (a TLS
+    URL): on redis-py's pool and pipelines. Both must keep every contract."""
+    if request.param == "redis-py":
+        monkeypatch.setattr(streambuffer, "loop_line", lambda url: None)
     buffer = StreamBuffer(settings.REDIS_URL)
     yield buffer
     await buffer.aclose()

@@ -169,7 +169,7 @@ def test_tls_urls_are_left_to_redis_py() -> None:
 
 
 async def test_commands_within_the_gathering_time_share_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
-    line = RedisLine(settings.REDIS_URL, gather=0.5)
+    line = RedisLine(settings.REDIS_URL, gather=1.0)
     try:
         await line.execute(b"PING")
         writes: list[bytes] = []
@@ -178,10 +178,19 @@ async def test_commands_within_the_gathering_time_share_one_write(monkeypatch: p
         monkeypatch.setattr(transport, "write", lambda data: (writes.append(data), real_write(data)))
 
         async def later(name: str) -> int:
-            await asyncio.sleep(0.001)  # another loop iteration, well within the gathering time
+            await asyncio.sleep(0)  # another loop iteration, well within the gathering time
             return await line.execute(b"INCR", name)
 
         assert await asyncio.gather(line.execute(b"INCR", key()), later(key())) == [1, 1]
         assert len(writes) == 1
     finally:
         line.close()
+
+
+async def test_a_script_runs_by_its_hash_and_again_whole_once_redis_forgot_it(line: RedisLine) -> None:
+    script = "return redis.call('INCR', KEYS[1]) + tonumber(ARGV[1])"
+    name = key()
+    assert await line.run_script(script, (name,), (10,)) == 11
+    await line.execute(b"SCRIPT", b"FLUSH")
+    assert await line.run_script(script, (name,), (10,)) == 12  # refused by hash, then sent whole
+    assert await line.run_script(script, (name,), (10,)) == 13  # known again
