@@ -85,8 +85,10 @@ def test_a_killed_web_process_and_a_killed_worker_are_started_again_while_the_re
     (worker,) = running.children("celery")
 
     victim.kill()  # SIGKILL: no goodbye
-    _wait_for(lambda: len(running.children("daphne")) == 2 and victim.pid not in _pids(running, "daphne"), "web again")
-    (replacement,) = [web for web in running.children("daphne") if web.pid != survivor.pid]
+    # One snapshot per look: two looks could count the victim alive in the first and see it gone
+    # in the second, before any replacement exists.
+    _wait_for(lambda: _others(running, "daphne", survivor.pid, victim.pid), "web again")
+    (replacement,) = _others(running, "daphne", survivor.pid, victim.pid)
     # The new process serves on the same port (the supervisor kept the socket to hand it over).
     _wait_for(lambda: _answering_process(running.base) == replacement.pid, "the new web process answers")
     assert survivor.is_running() and worker.is_running()  # the others never stopped
@@ -118,6 +120,11 @@ def _healthy(base: str) -> bool:
             return json.load(response)["status"] == "ok"
     except OSError:  # 503 (an HTTPError) until a worker answers
         return False
+
+
+def _others(running: Running, kind: str, *known: int) -> list[psutil.Process]:
+    """The live `kind` children other than the `known` pids, from one look."""
+    return [child for child in running.children(kind) if child.pid not in known]
 
 
 def _pids(running: Running, kind: str) -> list[int]:
