@@ -329,10 +329,14 @@ class Coalescer:
     Timing: a delta that comes at least `interval` after the last flush goes out at once (so a
     reply's first token, and every token of a stream slower than one per interval, is never
     held); otherwise it joins the pending batch, which a background timer flushes `interval`
-    after its first chunk (`add` also flushes inline once the batch is due, for producers that
+    after the last flush (`add` also flushes inline once the batch is due, for producers that
     never yield). So a delta waits at most `interval` plus event-loop latency. All sink calls run
     under one lock, in order. A sink error in the timer task is raised by the next call.
     Call `aclose()` (or add the `done` frame) at the end; one producer per coalescer.
+
+    `hold`, if given, is told after each delta frame how long nothing more can go out: a producer
+    that reads a socket (`providers.adapters.transport.ReadPacer`) leaves it unread that long, so
+    what comes meanwhile arrives in one read, due at once, instead of a read per token and a timer.
 
     Under load the window widens, up to `MAX_INTERVAL`, and the first token still goes at once:
     - with `lag` (the event loop's lateness in seconds, see `chat.looplag`), a batch may gather
@@ -346,7 +350,11 @@ class Coalescer:
 
     LAG_FACTOR = 2.0
     MAX_INTERVAL = 0.15
-    FRAMES_PER_SECOND = 500
+    FRAMES_PER_SECOND = 300
+    # A hold lasts this much longer than the interval: the event loop's timers have a resolution
+    # of a millisecond, and a read that came a moment before its batch was due would wait for the
+    # timer instead of going out at once.
+    HOLD_MARGIN = 0.002
 
     def __init__(
         self,
@@ -354,15 +362,16 @@ class Coalescer:
         interval: float = DEFAULT_INTERVAL,
         lag: Callable[[], float] | None = None,
         streaming: Callable[[], int] | None = None,
+        hold: Callable[[float], None] | None = None,
     ) -> None:
         self._sink = sink
+        self._hold = hold
         self.base_interval = interval
         self._lag = lag
         self._streaming = streaming
         self._kind: str | None = None
         self._chunks: list[str] = []
-        self._since = 0.0
-        self._last_flush = float("-inf")
+        self._next_due = float("-inf")  # when a batch may go out: a frame per interval
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
 
@@ -384,11 +393,9 @@ class Coalescer:
         if self._chunks and kind != self._kind:
             await self.flush()
         if not self._chunks:
-            self._kind, self._since = kind, time.monotonic()
+            self._kind = kind
         self._chunks.append(frame[kind])
-        now = time.monotonic()
-        interval = self.interval
-        if now - self._since >= interval or now - self._last_flush >= interval:
+        if time.monotonic() >= self._next_due:
             await self.flush()
         elif self._timer is None or self._timer.done():
             self._timer = asyncio.create_task(self._flush_when_due())
@@ -412,13 +419,16 @@ class Coalescer:
         joined = "".join(self._chunks)
         frame = text_delta(joined) if self._kind == "text" else reasoning_delta(joined)
         self._chunks = []  # taken before the await: chunks added meanwhile form the next batch
-        self._last_flush = time.monotonic()
+        interval = self.interval
+        self._next_due = time.monotonic() + interval
+        if self._hold is not None:
+            self._hold(interval + self.HOLD_MARGIN)
         await self._sink(frame)
 
     async def _flush_when_due(self) -> None:
         # Runs while anything is pending; each batch is due `interval` after its first chunk.
         while self._chunks:
-            delay = self._since + self.interval - time.monotonic()
+            delay = self._next_due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
                 continue  # the batch may have been flushed inline and another begun meanwhile

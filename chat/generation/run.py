@@ -25,6 +25,7 @@ from chat.models import Status
 from chat.reply import Reply
 from chat.streambuffer import Coalescer, stream_buffer
 from chat.tools import ToolContext, tool_call_run
+from providers.adapters.transport import ReadPacer, read_pacer
 from providers.contract import ChatRequest, ErrorCode, Finish, FinishReason, ProviderError
 
 logger = logging.getLogger(__name__)
@@ -131,7 +132,16 @@ async def _generate(message_id: str, route: Any = None, prepared: Prepared | Non
     started = time.monotonic()
     reply = Reply()
     lag = loop_lag()
-    coalescer = Coalescer(FrameWriter(buffer, hub, message_id), lag=lambda: lag.seconds, streaming=lambda: len(RUNNING))
+    # The vendor's socket is left unread while the coalescer could send nothing anyway: the
+    # tokens of an interval then come in one read (see ReadPacer).
+    pacer = ReadPacer()
+    read_pacer.set(pacer)
+    coalescer = Coalescer(
+        FrameWriter(buffer, hub, message_id),
+        lag=lambda: lag.seconds,
+        streaming=lambda: len(RUNNING),
+        hold=pacer.hold,
+    )
     status, error = Status.COMPLETE, None
     try:
         # The first heartbeat, naming this process; its watcher refreshes both while it runs.

@@ -444,6 +444,26 @@ async def test_coalescer_sends_a_delta_after_a_quiet_interval_at_once_and_a_trai
     assert len(sink.frames) == 2
 
 
+async def test_coalescer_tells_its_producer_to_hold_its_input_for_an_interval_after_each_frame(
+    clock: VirtualClock,
+) -> None:
+    sink, holds = ListSink(clock), []
+    coalescer = Coalescer(sink, interval=INTERVAL, hold=holds.append)
+    await coalescer.add({"type": "delta", "text": "first"})
+    assert holds == [INTERVAL + Coalescer.HOLD_MARGIN]  # the first token went out; the rest may wait
+    await coalescer.add({"type": "delta", "text": "early"})
+    assert len(holds) == 1  # nothing went out, so nothing new to hold
+
+    await clock.advance(INTERVAL)  # the timer sends "early"
+    assert len(holds) == 2
+    await clock.advance(INTERVAL)
+    # What a held producer brings once the hold is over is due: it goes out at once, no timer.
+    await coalescer.add({"type": "delta", "text": "held"})
+    assert [frame["text"] for frame in sink.frames] == ["first", "early", "held"]
+    assert len(holds) == 3
+    await coalescer.aclose()
+
+
 async def test_coalescer_raises_a_sink_error_from_its_timer_on_the_next_call(clock: VirtualClock) -> None:
     calls = []
 
@@ -536,10 +556,11 @@ def test_the_window_widens_with_the_replies_the_process_streams() -> None:
     def window(streaming: int) -> float:
         return Coalescer(ListSink(), interval=0.05, streaming=lambda: streaming).interval
 
-    # Up to 25 replies at once each keep the base window (500 frames a second between them).
-    assert window(1) == window(25) == 0.05
-    assert window(50) == pytest.approx(0.1)
-    assert window(60) == pytest.approx(0.12)
+    # Up to 15 replies at once each keep the base window (300 frames a second between them).
+    assert window(1) == window(15) == 0.05
+    assert window(30) == pytest.approx(0.1)
+    assert window(36) == pytest.approx(0.12)
+    assert window(1000) == 0.15  # and never wider than MAX_INTERVAL
 
 
 async def test_many_replies_streaming_merge_what_would_have_been_separate_frames() -> None:

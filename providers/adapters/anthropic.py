@@ -26,7 +26,7 @@ import httpx2
 import orjson
 from anthropic._models import FinalRequestOptions
 
-from providers.adapters.base import Adapter, call_timeout, stream_timeout
+from providers.adapters.base import Adapter, call_timeout, merged_deltas, stream_timeout
 from providers.adapters.clients import sdk_client, shared_http_client
 from providers.adapters.prebuilt import prebuilt_stream
 from providers.adapters.sse import ServerSentEvent, SSEDecoder
@@ -101,7 +101,7 @@ class AnthropicAdapter(Adapter):
                     translation = _Translation(response)
                     try:
                         async for chunk in chunks:
-                            for event in translation.feed(chunk):
+                            for event in merged_deltas(translation.feed(chunk)):
                                 yield event
                     except (httpx2.HTTPError, httpx2.StreamError) as error:
                         if not connection_lost(error):  # a dropped connection is judged below

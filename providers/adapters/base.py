@@ -5,11 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 
 import httpx2
 
-from providers.contract import ChatRequest, ChatResult, Endpoint, ErrorCode, Event, ProviderError, Timeouts, collect
+from providers.contract import (
+    ChatRequest,
+    ChatResult,
+    Endpoint,
+    ErrorCode,
+    Event,
+    ProviderError,
+    ReasoningDelta,
+    TextDelta,
+    Timeouts,
+    collect,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +38,35 @@ def stream_timeout(timeouts: Timeouts) -> httpx2.Timeout:
     timer around every read of the body (a twentieth of a streamed token's CPU)."""
     backstop = max(timeouts.first_token, timeouts.idle) + timeouts.connect
     return httpx2.Timeout(connect=timeouts.connect, read=None, write=backstop, pool=timeouts.connect)
+
+
+def merged_deltas(events: Iterable[Event]) -> Iterator[Event]:
+    """`events` (one read's) with each run of consecutive text deltas, or of reasoning deltas,
+    as one delta: a read that brings several tokens then costs the reply's path one pass, not
+    one per token. Order is kept; an error raised by `events` comes after the text before it."""
+    run: list[TextDelta | ReasoningDelta] = []  # the deltas of one kind not yet passed on
+    try:
+        for event in events:
+            if type(event) is TextDelta or type(event) is ReasoningDelta:
+                if run and type(run[0]) is not type(event):
+                    yield _joined(run)
+                    run = []
+                run.append(event)
+                continue
+            if run:
+                yield _joined(run)
+                run = []
+            yield event
+    except Exception:
+        if run:
+            yield _joined(run)
+        raise
+    if run:
+        yield _joined(run)
+
+
+def _joined(run: list[TextDelta | ReasoningDelta]) -> TextDelta | ReasoningDelta:
+    return run[0] if len(run) == 1 else type(run[0])("".join(delta.text for delta in run))
 
 
 class Adapter(ABC):

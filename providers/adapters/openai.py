@@ -34,7 +34,7 @@ import openai
 import orjson
 from openai._models import FinalRequestOptions
 
-from providers.adapters.base import Adapter, call_timeout, stream_timeout
+from providers.adapters.base import Adapter, call_timeout, merged_deltas, stream_timeout
 from providers.adapters.clients import sdk_client, shared_http_client
 from providers.adapters.prebuilt import prebuilt_stream
 from providers.adapters.sse import SSEDecoder
@@ -126,7 +126,7 @@ class OpenAIAdapter(Adapter):
             async with self._opened(request) as response, contextlib.aclosing(raw_chunks(response)) as chunks:
                 try:
                     async for chunk in chunks:
-                        for event in state.feed(chunk):
+                        for event in merged_deltas(state.feed(chunk)):
                             yield event
                         if state.done:
                             await _finish_body(chunks)

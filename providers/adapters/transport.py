@@ -10,11 +10,17 @@ httpx2's as before, and its failures are httpx2's exceptions, as httpx2's transp
 
 HTTP/1.1 only (no vendor API needs HTTP/2 for a stream), no proxies (the client mounts httpx2's
 own transports for those), no cap on connections: every concurrent reply holds one.
+
+A reader that takes a stream in batches anyway (a reply sends a frame per interval) may hold the
+socket's reads back between its batches (`ReadPacer`): the tokens that came meanwhile wait in the
+kernel and arrive in one read, so a read's cost (the loop's wakeup, the parser, the reader's
+resumption through the adapter's generators) is paid once per batch instead of once per token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import re
 import ssl
@@ -36,6 +42,30 @@ DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _ILLEGAL_IN_HEADER = re.compile(rb"[\r\n\0]")
 
 PoolKey = tuple[bytes, str, int]
+
+
+class ReadPacer:
+    """Lets the consumer of a stream hold back the reading of the response being read in its
+    task: set it in `read_pacer` before the request is sent, and call `hold` after taking a batch.
+    The response's first bytes are never held: only a consumer's `hold` holds anything."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self) -> None:
+        self.connection: _Connection | None = None
+
+    def hold(self, seconds: float) -> None:
+        """Read nothing more of the current response for `seconds` (from now; a hold still on is
+        moved). What the server sends meanwhile waits in the kernel, and a full socket buffer
+        slows the server, as TCP does for any slow reader."""
+        connection = self.connection
+        if connection is not None and seconds > 0:
+            connection.hold(seconds)
+
+
+# The pacer of the task that sends a request: each response it opens is the pacer's until the
+# next. Unset (titles, the SDK's own calls), reads are never held.
+read_pacer: contextvars.ContextVar[ReadPacer | None] = contextvars.ContextVar("read_pacer", default=None)
 
 
 @functools.cache
@@ -78,6 +108,8 @@ class _Connection(asyncio.Protocol):
         self.reading_paused = False
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
+        self.held: asyncio.TimerHandle | None = None  # a pacer's hold: reading resumes when it fires
+        self.pacer: ReadPacer | None = None
         self._idle()
 
     def _idle(self) -> None:
@@ -100,10 +132,16 @@ class _Connection(asyncio.Protocol):
         self.head_only = False
         self.chunks.clear()
         self.buffered = 0
-        if self.reading_paused:
+        if self.pacer is not None:
+            if self.pacer.connection is self:
+                self.pacer.connection = None
+            self.pacer = None
+        if self.reading_paused or self.held is not None:
             self.reading_paused = False
-            if self.transport is not None and not self.closed:
-                self.transport.resume_reading()
+            if self.held is not None:
+                self.held.cancel()
+                self.held = None
+            self._resume_reading()
 
     # --- Its lifecycle, from the transport ----------------------------------------------------
     def begin(self, request: httpx2.Request, *, close_asked: bool, head_only: bool) -> None:
@@ -113,6 +151,28 @@ class _Connection(asyncio.Protocol):
         self.close_asked = close_asked
         self.head_only = head_only
         self.parser = httptools.HttpResponseParser(self)
+        pacer = read_pacer.get()
+        if pacer is not None:
+            self.pacer = pacer
+            pacer.connection = self
+
+    def hold(self, seconds: float) -> None:
+        if self.closed or self.complete or self.transport is None:
+            return
+        if self.held is not None:
+            self.held.cancel()
+        else:
+            self.transport.pause_reading()
+        self.held = self.loop.call_later(seconds, self._hold_over)
+
+    def _hold_over(self) -> None:
+        self.held = None
+        if not self.reading_paused:
+            self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
 
     def park(self) -> None:
         self._idle()
@@ -211,6 +271,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.held is not None:
+            self.held.cancel()
+            self.held = None
         if self.parser is not None and not self.complete and self.error is None:
             if exc is not None:
                 self.error = httpx2.ReadError(str(exc) or type(exc).__name__, request=self.request)
@@ -315,14 +378,16 @@ class _Body(httpx2.AsyncByteStream):
         try:
             while True:
                 if chunks:
-                    # One HTTP chunk at a time, never joined: as httpx2's transport yields them,
-                    # so a reader's events keep their boundaries whether or not it fell behind.
-                    data = chunks.popleft()
-                    connection.buffered -= len(data)
+                    # What came since the last look, in one piece: a held read brings several
+                    # HTTP chunks (a vendor writes one per token), and each piece costs the
+                    # reader a pass through its generators.
+                    data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+                    chunks.clear()
+                    connection.buffered = 0
                     if connection.reading_paused and not chunks:
                         connection.reading_paused = False
-                        if not connection.closed:
-                            connection.transport.resume_reading()  # type: ignore[union-attr]
+                        if connection.held is None:
+                            connection._resume_reading()
                     yield data
                 elif connection.complete:
                     break

@@ -35,6 +35,7 @@ from providers.contract import (
 )
 from providers.testing.anthropic_server import AnthropicServer, StreamError
 from providers.testing.base import Call, Count, End, Fail, Say, Think, reply
+from providers.tests.events import deltas_joined
 
 KEY = "sk-ant-test-0123456789"
 HELLO = ChatRequest(model="claude-sonnet-5-5", messages=(ChatMessage.text("user", "Hi"),))
@@ -96,7 +97,7 @@ async def test_a_text_reply_streams_in_order_then_usage_then_finish(server: Anth
     events, error = await drain(adapter(server))
 
     assert error is None
-    assert events == [TextDelta("Hello"), TextDelta(" world"), Usage(12, 3), Finish(FinishReason.STOP)]
+    assert deltas_joined(events) == [TextDelta("Hello world"), Usage(12, 3), Finish(FinishReason.STOP)]
 
 
 async def test_the_request_carries_system_messages_max_tokens_tools_and_the_key(server: AnthropicServer) -> None:
@@ -140,9 +141,8 @@ async def test_thinking_streams_as_reasoning_deltas_before_the_text(server: Anth
     events, error = await drain(adapter(server))
 
     assert error is None
-    assert events == [
-        ReasoningDelta("Six times"),
-        ReasoningDelta(" seven."),
+    assert deltas_joined(events) == [
+        ReasoningDelta("Six times seven."),
         TextDelta("42"),
         Usage(5, 9, reasoning_tokens=4),
         Finish(FinishReason.STOP),
@@ -311,7 +311,7 @@ async def test_a_connection_dropped_mid_stream_raises_after_the_partial_events(s
 
     events, error = await drain(adapter(server))
 
-    assert events == [TextDelta("one"), TextDelta(" two")]
+    assert deltas_joined(events) == [TextDelta("one two")]
     assert error is not None
     assert error.code is ErrorCode.PROVIDER_DISCONNECTED
 

@@ -4,12 +4,25 @@ scripted adapter (no server). The limits are short; no test reads the clock."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from providers.adapters.base import Adapter
-from providers.contract import ChatMessage, ChatRequest, Endpoint, ErrorCode, Event, ProviderError, TextDelta, Timeouts
+from providers.adapters.base import Adapter, merged_deltas
+from providers.contract import (
+    ChatMessage,
+    ChatRequest,
+    Endpoint,
+    ErrorCode,
+    Event,
+    Finish,
+    FinishReason,
+    ProviderError,
+    ReasoningDelta,
+    TextDelta,
+    Timeouts,
+    ToolCallStart,
+)
 
 REQUEST = ChatRequest(model="m", messages=(ChatMessage.text("user", "Hi"),))
 
@@ -160,3 +173,42 @@ async def test_a_consumer_that_stops_early_closes_the_adapter() -> None:
     assert await anext(stream) == A
     await stream.aclose()
     assert adapter.closed
+
+
+# --- One read's deltas as runs ----------------------------------------------------------------
+def test_a_reads_consecutive_deltas_of_one_kind_become_one_and_order_is_kept() -> None:
+    read = [
+        ReasoningDelta("Think"),
+        ReasoningDelta("ing."),
+        TextDelta("Hel"),
+        TextDelta("lo"),
+        ToolCallStart(0, "call_1", "lookup"),
+        TextDelta("!"),
+        Finish(FinishReason.STOP),
+    ]
+    assert list(merged_deltas(read)) == [
+        ReasoningDelta("Thinking."),
+        TextDelta("Hello"),
+        ToolCallStart(0, "call_1", "lookup"),
+        TextDelta("!"),
+        Finish(FinishReason.STOP),
+    ]
+
+
+def test_a_lone_delta_is_passed_on_as_it_is() -> None:
+    delta = TextDelta("one")
+    (passed,) = merged_deltas([delta])
+    assert passed is delta
+
+
+def test_an_error_in_a_read_comes_after_the_text_before_it() -> None:
+    def read() -> Iterator[Event]:
+        yield TextDelta("kept ")
+        yield TextDelta("text")
+        raise ProviderError(ErrorCode.PROVIDER_UNAVAILABLE)
+
+    seen: list[Event] = []
+    with pytest.raises(ProviderError):
+        for event in merged_deltas(read()):
+            seen.append(event)
+    assert seen == [TextDelta("kept text")]

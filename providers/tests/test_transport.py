@@ -11,13 +11,20 @@ import ipaddress
 import socket
 import ssl
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx2
 import pytest
 
-from providers.adapters.transport import BODY_EXTENSION, HIGH_WATER, StreamingTransport, raw_chunks
+from providers.adapters.transport import (
+    BODY_EXTENSION,
+    HIGH_WATER,
+    ReadPacer,
+    StreamingTransport,
+    raw_chunks,
+    read_pacer,
+)
 
 # What the server does with a request: write an answer, and say whether the connection stays open.
 Answer = Callable[[asyncio.StreamWriter, int], Awaitable[bool]]
@@ -352,6 +359,66 @@ async def test_a_reader_that_falls_behind_pauses_the_socket_and_buffers_little(c
             received += len(chunk)
             assert connection.buffered <= HIGH_WATER + 256 * 1024
     assert received == size
+
+
+# --- Held reads ------------------------------------------------------------------------------
+async def test_a_held_read_brings_what_came_meanwhile_in_one_piece(client: httpx2.AsyncClient) -> None:
+    pieces = [b"data: %d\n\n" % n for n in range(20)]
+    go, written = asyncio.Event(), asyncio.Event()
+
+    async def first_then_the_rest(writer: asyncio.StreamWriter, _: int) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        writer.write(b"%x\r\n%s\r\n" % (len(pieces[0]), pieces[0]))
+        await go.wait()
+        for piece in pieces[1:]:  # each its own segment, as a vendor writes a token
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await writer.drain()
+            await asyncio.sleep(0)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        written.set()
+        return True
+
+    with paced() as pacer:
+        async with Scripted(first_then_the_rest) as server, client.stream("GET", server.url) as response:
+            chunks = raw_chunks(response)
+            assert await anext(chunks) == pieces[0]  # the first bytes are never held
+            pacer.hold(60)
+            go.set()
+            await written.wait()
+            for _ in range(10):  # the loop's turns in which it would have read what came
+                await asyncio.sleep(0)
+            connection = response.extensions[BODY_EXTENSION]._connection
+            assert not connection.chunks  # nothing was read: it all waits in the kernel
+            pacer.hold(0.001)  # a hold still on is moved: reading resumes in a millisecond
+            rest = [chunk async for chunk in chunks]
+    assert rest == [b"".join(pieces[1:])]
+
+
+async def test_a_pacer_lets_go_of_a_response_once_it_is_read(client: httpx2.AsyncClient) -> None:
+    with paced() as pacer:
+        async with Scripted(chunked(b"one", b"two")) as server:
+            async with client.stream("GET", server.url) as response:
+                connection = response.extensions[BODY_EXTENSION]._connection
+                assert pacer.connection is connection
+                assert [chunk async for chunk in raw_chunks(response)]
+            assert pacer.connection is None and _pooled(client) == 1
+            pacer.hold(60)  # nothing to hold: the pooled connection is not this pacer's
+            assert connection.held is None
+            async with client.stream("GET", server.url) as response:
+                assert b"".join([chunk async for chunk in raw_chunks(response)]) == b"onetwo"
+    assert server.connections == 1
+
+
+@contextlib.contextmanager
+def paced() -> Iterator[ReadPacer]:
+    """A pacer for the requests this task sends while the block runs."""
+    pacer = ReadPacer()
+    token = read_pacer.set(pacer)
+    try:
+        yield pacer
+    finally:
+        read_pacer.reset(token)
 
 
 # --- TLS -------------------------------------------------------------------------------------
