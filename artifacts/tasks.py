@@ -18,5 +18,6 @@ def suggest(version_id: int, batch: str) -> int:
 
 
 def suggest_after_commit(*, version_id: int, batch: str) -> None:
-    """Queue `suggest` once the current transaction commits (at once outside one)."""
-    transaction.on_commit(lambda: suggest.delay(version_id, batch))
+    """Queue `suggest` once the current transaction commits (at once outside one), its result
+    unasked for, as a title's (`chat.tasks.title_chat_after_commit`)."""
+    transaction.on_commit(lambda: suggest.apply_async((version_id, batch), ignore_result=True))

@@ -24,5 +24,7 @@ def title_chat(chat_id: str) -> str:
 
 def title_chat_after_commit(chat_id: Any) -> None:
     """Queue `title_chat` once the current transaction commits (at once outside one), so the
-    worker sees the first exchange and a rolled-back turn queues nothing."""
-    transaction.on_commit(lambda: title_chat.delay(str(chat_id)))
+    worker sees the first exchange and a rolled-back turn queues nothing. Nobody here waits for
+    its result (the title reaches the tabs by itself): asking for one subscribed the web process
+    to the task's result channel and had the worker store it, for every new chat."""
+    transaction.on_commit(lambda: title_chat.apply_async((str(chat_id),), ignore_result=True))

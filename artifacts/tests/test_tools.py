@@ -330,14 +330,14 @@ async def test_request_suggestions_queues_a_review_of_the_latest_version(
     from artifacts import tasks
 
     queued: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(tasks.suggest, "delay", lambda *args: queued.append(args))
+    monkeypatch.setattr(tasks.suggest, "apply_async", lambda args, **options: queued.append((*args, options)))
     document_id = await _document_of(turn)
     result = await _call(turn, "request_suggestions", {"id": document_id})
     assert not result.error and result.data["version"] == 1
     version_id = await database_sync_to_async(
         lambda: DocumentVersion.objects.get(document_id=document_id, number=1).pk
     )()
-    assert queued == [(version_id, result.data["batch"])]
+    assert queued == [(version_id, result.data["batch"], {"ignore_result": True})]
 
 
 def test_usage_bucket_kind_is_what_the_charge_uses() -> None:

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 from unittest import mock
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
+from celery.result import AsyncResult
 from channels.layers import get_channel_layer
 
 from accounts.models import User
@@ -24,6 +26,7 @@ from chat.services.titles import (
 )
 from chat.services.tree import chat_create, message_append, message_edit
 from chat.tasks import title_chat, title_chat_after_commit
+from config.celery import app
 from providers.catalog import catalog_seed
 from providers.models import Model
 from providers.testing.base import Fail, Say, reply
@@ -241,11 +244,37 @@ def test_the_new_title_is_pushed_to_the_owners_group(no_provider_keys: None) -> 
 def test_the_task_is_queued_only_when_the_transaction_commits(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    with mock.patch.object(title_chat, "delay") as delay:
+    with mock.patch.object(title_chat, "apply_async") as apply_async:
         with django_capture_on_commit_callbacks(execute=True):
             title_chat_after_commit("1c2b1a4e-0000-4000-8000-000000000000")
-            delay.assert_not_called()
-        delay.assert_called_once_with("1c2b1a4e-0000-4000-8000-000000000000")
+            apply_async.assert_not_called()
+        apply_async.assert_called_once_with(("1c2b1a4e-0000-4000-8000-000000000000",), ignore_result=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_title_queued_after_a_turn_is_written_and_no_result_is_kept(celery_worker_process: object) -> None:
+    Model.objects.all().delete()  # the heuristic title: no model to ask
+    chat = _chat_with_first_exchange(UserFactory())
+    queued: list[AsyncResult] = []
+    send = title_chat.apply_async
+
+    def recorded(*args: Any, **options: Any) -> AsyncResult:
+        queued.append(send(*args, **options))
+        return queued[-1]
+
+    with mock.patch.object(title_chat, "apply_async", side_effect=recorded):
+        title_chat_after_commit(chat.pk)  # outside a transaction: queued at once
+    _wait_for(lambda: _title_of(chat), "the worker titles the chat")
+    _wait_for(lambda: not any((app.control.inspect(timeout=2).active() or {"-": [1]}).values()), "the task ends")
+    (result,) = queued
+    assert not result.backend.client.exists(result.backend.get_key_for_task(result.id))
+
+
+def _wait_for(condition: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.05)
 
 
 @pytest.mark.django_db(transaction=True)
