@@ -39,24 +39,49 @@ SERVERS = {
 }
 
 
-def steady_reply(tokens: int, rate: float) -> Reply:
-    words = tuple(Say(f"token{index} ") for index in range(tokens))
-    return Reply(events=(*words, Count(20, tokens), End()), delay=1 / rate if rate > 0 else 0.0)
+def steady_reply(tokens: int, rate: float, *, limit: int | None = None) -> Reply:
+    """`tokens` words at `rate`, or as a vendor does, the first `limit` of them (the request's
+    max tokens) ending for that length."""
+    cut = limit is not None and limit < tokens
+    count = limit if cut and limit is not None else tokens
+    words = tuple(Say(f"token{index} ") for index in range(count))
+    end = End("length") if cut else End()
+    return Reply(events=(*words, Count(20, count), end), delay=1 / rate if rate > 0 else 0.0)
+
+
+def _max_tokens(body: dict[str, object] | None) -> int | None:
+    """The output limit a request sets, in each vendor's spelling."""
+    if not body:
+        return None
+    generation = body.get("generationConfig")
+    for value in (
+        body.get("max_completion_tokens"),
+        body.get("max_tokens"),
+        generation.get("maxOutputTokens") if isinstance(generation, dict) else None,
+    ):
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 SIZED = re.compile(r"reply (at once )?in (\d{1,6}) tokens")
 
 
-def sized_by_prompt(server: FakeVendorServer, rate: float) -> None:
+def sized_by_prompt(server: FakeVendorServer, tokens: int, rate: float) -> None:
     """Answer a prompt that asks for "reply in N tokens" with N words at `rate` ("reply at once in
-    N tokens": as fast as the server writes them); others as before."""
+    N tokens": as fast as the server writes them), others with `tokens` words; either cut at the
+    request's max tokens, as a vendor does (a title asks for a few)."""
     default = server.behaviour_for
 
     def behaviour_for(request: RecordedRequest) -> Behaviour:
         asked = SIZED.search(json.dumps(request.body)) if request.body else None
-        if asked is None:
+        limit = _max_tokens(request.body)
+        if asked is not None:
+            sized = steady_reply(int(asked.group(2)), 0.0 if asked.group(1) else rate, limit=limit)
+        elif limit is not None and limit < tokens and not server.behaviours:  # nothing scripted
+            sized = steady_reply(tokens, rate, limit=limit)
+        else:
             return default(request)
-        sized = steady_reply(int(asked.group(2)), 0.0 if asked.group(1) else rate)
         return with_fault(sized, server.fault_for(request))
 
     server.behaviour_for = behaviour_for  # type: ignore[method-assign]
@@ -73,7 +98,7 @@ def main() -> None:
     server = import_string(SERVERS[options.vendor])(port=options.port)
     server.fault = options.fault
     server.default_reply = steady_reply(options.tokens, options.rate)
-    sized_by_prompt(server, options.rate)
+    sized_by_prompt(server, options.tokens, options.rate)
     server.start()
     print(server.url, flush=True)
     stopped = threading.Event()

@@ -5,6 +5,7 @@ what the adapters make of them: a stream that ends without its terminal event is
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +21,7 @@ from providers.contract import (
     ErrorCode,
     Event,
     Finish,
+    FinishReason,
     ProviderError,
     TextDelta,
     Timeouts,
@@ -141,8 +143,17 @@ async def test_only_the_last_message_names_a_fault(wire: tuple[FakeVendorServer,
 
 async def test_the_standalone_fake_bends_a_reply_sized_by_the_prompt_too() -> None:
     with OpenAIServer() as server:
-        sized_by_prompt(server, rate=0)
+        sized_by_prompt(server, tokens=300, rate=0)
         adapter = OpenAIAdapter(Endpoint(base_url=server.url + "/v1", api_key="key-test"))
         text, error = await _partial(adapter, _ask("gpt-4o", text="reply in 10 tokens fault:cut"))
     assert error.code == ErrorCode.PROVIDER_DISCONNECTED
     assert text.startswith("token0 ") and "token9" not in text
+
+
+async def test_the_standalone_fake_stops_at_the_requests_max_tokens_as_a_vendor_does() -> None:
+    with OpenAIServer() as server:
+        sized_by_prompt(server, tokens=300, rate=0)
+        adapter = OpenAIAdapter(Endpoint(base_url=server.url + "/v1", api_key="key-test"))
+        result = await adapter.complete(dataclasses.replace(_ask("gpt-4o", text="Title this"), max_tokens=5))
+    assert result.text == "token0 token1 token2 token3 token4 "
+    assert result.finish is FinishReason.LENGTH
