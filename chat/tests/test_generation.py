@@ -432,3 +432,31 @@ async def test_a_reply_recovered_meanwhile_is_neither_saved_nor_billed_again(ope
     assert (saved.status, saved.error_code, saved.text) == (Status.ERROR, "interrupted", "word0 ")
     assert await _usage_rows(str(placeholder.pk)) == []
     assert await _tokens_left(str(placeholder.pk)) == capacity - placeholder.reservation["reserved_tokens"]
+
+
+async def test_a_turn_reads_the_catalog_version_on_the_loop_not_from_its_database_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chat.generation import turn_begin
+    from chat.generation.watch import RUNNING
+    from providers import catalogcache
+
+    @database_sync_to_async
+    def warm_user() -> Any:
+        user = UserFactory()
+        catalog_seed()
+        catalogcache.catalog_snapshot()  # warm, as a serving process is
+        return user
+
+    user = await warm_user()
+    asked: list[str] = []
+    connection = catalogcache.get_redis_connection
+    monkeypatch.setattr(catalogcache, "get_redis_connection", lambda alias: asked.append(alias) or connection(alias))
+
+    started = await turn_begin(turn_send, user=user, chat_id=None, parent_id=None, content="Hi", model_id=None)
+    reply_id = str(started.assistant_message.pk)
+    if (running := RUNNING.get(reply_id)) is not None:
+        await running
+
+    assert asked == []  # the version came in with the call: the thread asked Redis for nothing
+    assert (await _message(reply_id)).status == Status.COMPLETE

@@ -6,15 +6,24 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.admin.sites import site
 from django.test import RequestFactory
+from django_redis import get_redis_connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from accounts.selectors import tier_registered_default
 from accounts.tests.factories import UserFactory
 from conftest import process_environment
 from providers.admin import ModelAdmin
-from providers.catalogcache import catalog_changed
+from providers.catalogcache import (
+    UNREAD,
+    VERSION_KEY,
+    catalog_changed,
+    catalog_snapshot,
+    catalog_version_known,
+    catalog_version_read,
+)
 from providers.models import Model, Provider, TierAccess
 from providers.routing import RouteError, RouteErrorCode, route_for
 from providers.selectors import models_available_to
@@ -67,6 +76,42 @@ def test_while_redis_is_lost_routes_come_from_the_snapshot_held_and_the_catalog_
     monkeypatch.undo()
     monkeypatch.setenv("ACME_KEY", "sk-acme-platform-key")
     assert catalogcache.catalog_snapshot().version != b"\x00unread"  # Redis back: read afresh
+
+
+# --- The version read ahead, on the loop's Redis line ---------------------------------------------
+@pytest.mark.django_db(transaction=True)
+async def test_the_version_read_on_the_loop_is_the_one_a_change_set() -> None:
+    await sync_to_async(catalog_changed)()
+    held = await sync_to_async(lambda: get_redis_connection("default").get(VERSION_KEY))()
+    assert held is not None
+    assert await catalog_version_read() == held
+
+
+@pytest.mark.django_db
+def test_a_version_handed_in_spares_the_thread_its_own_read(acme: Provider, monkeypatch: pytest.MonkeyPatch) -> None:
+    from providers import catalogcache
+
+    current = catalog_snapshot()
+    monkeypatch.setattr(catalogcache, "get_redis_connection", lambda alias: _LostRedis())  # any read would fail
+    with catalog_version_known(current.version):
+        assert catalog_snapshot() is current
+
+
+@pytest.mark.django_db
+def test_a_different_version_handed_in_loads_the_catalog_again(acme: Provider) -> None:
+    current = catalog_snapshot()
+    make_model("acme:new", (acme, "new-v1"), tiers=(tier_registered_default(),))
+    with catalog_version_known(b"another"):
+        changed = catalog_snapshot()
+    assert changed is not current and changed.version == b"another" and "acme:new" in changed.models
+
+
+@pytest.mark.django_db
+def test_a_version_that_could_not_be_read_ahead_is_asked_of_redis(acme: Provider) -> None:
+    catalog_changed()
+    held = get_redis_connection("default").get(VERSION_KEY)
+    with catalog_version_known(UNREAD):
+        assert catalog_snapshot().version == held
 
 
 @pytest.mark.django_db
