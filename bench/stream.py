@@ -124,9 +124,13 @@ def _connect(base: str, session: str) -> Any:
     return connect(f"{base.replace('http', 'ws')}/ws/chat/", additional_headers=headers, max_size=None)
 
 
-async def _turn(ws: Any, rate: float, content: str = "hi", chat: tuple[str, str] | None = None) -> StreamResult:
+async def _turn(
+    ws: Any, rate: float, content: str = "hi", chat: tuple[str, str] | None = None, *, titled: bool = False
+) -> StreamResult:
     """One send on an open socket, read through its `done`. `chat`: (chat id, parent id) to reply
-    in, else a new chat. Sets `result.chat` to (chat id, the reply's id) for the next turn."""
+    in, else a new chat. Sets `result.chat` to (chat id, the reply's id) for the next turn.
+    `titled`: a new chat's turn is read on until its title arrives, so a CPU phase holds the whole
+    of what its turns cost (a title's arrival costs the web process too) and none of another's."""
     result, arrivals = StreamResult(), []
     chat_id, parent_id = chat or (None, None)
     started = time.perf_counter()
@@ -148,8 +152,22 @@ async def _turn(ws: Any, rate: float, content: str = "hi", chat: tuple[str, str]
             break
         elif frame["type"] == "error":
             raise RuntimeError(frame)
+        elif _titles(frame, result):
+            titled = False  # came first: nothing to wait for
+    if titled and chat is None and result.chat is not None:
+        async with asyncio.timeout(TITLE_WAIT_SECONDS):
+            async for raw in ws:
+                if _titles(json.loads(raw), result):
+                    break
     result.lags = _lags(arrivals, rate) if arrivals else []
     return result
+
+
+def _titles(frame: dict[str, Any], result: StreamResult) -> bool:
+    """Whether `frame` is the title of the chat `result`'s turn made."""
+    return (frame["type"] == "chat" and result.chat is not None and frame.get("chat_id") == result.chat[0]) and bool(
+        frame.get("title")
+    )
 
 
 async def _through_arbor(base: str, session: str, rate: float) -> StreamResult:
@@ -315,6 +333,8 @@ async def _level(
 
 # --- CPU per turn and per token -----------------------------------------------------------------
 IDLE_SECONDS = 10.0
+# A title that has not arrived by then fails the run: something is wrong, not slow.
+TITLE_WAIT_SECONDS = 120.0
 FAST = "reply at once in 2000 tokens"  # the fake writes these as fast as it can: many per read
 
 
@@ -372,7 +392,8 @@ async def _cpu_figures(
     sessions = await asyncio.gather(*[asyncio.to_thread(_guest_session, base) for _ in range(replies)])
     async with contextlib.AsyncExitStack() as stack:
         sockets_open = [await stack.enter_async_context(_connect(base, session)) for session in sessions]
-        await asyncio.gather(*[_turn(ws, rate, short) for ws in sockets_open])  # warm every socket
+        # Warm every socket, and let the titles land: the idle phase then measures idleness.
+        await asyncio.gather(*[_turn(ws, rate, short, titled=True) for ws in sockets_open])
         with _profiled(pids, profile and f"{profile}.idle"), Sampler(pids) as idle:
             await asyncio.sleep(IDLE_SECONDS)
         print(
@@ -384,11 +405,11 @@ async def _cpu_figures(
         async def conversation(ws: Any) -> None:
             chat = None
             for _ in range(turns_each):
-                chat = (await _turn(ws, rate, short, chat)).chat
+                chat = (await _turn(ws, rate, short, chat, titled=True)).chat
 
         async def at_once(phase: str, count: int, content: str) -> tuple[float, int]:
             with _profiled(pids, profile and f"{profile}.{phase}"), Sampler(pids) as cpu:
-                results = await asyncio.gather(*[_turn(ws, rate, content) for ws in sockets_open[:count]])
+                results = await asyncio.gather(*[_turn(ws, rate, content, titled=True) for ws in sockets_open[:count]])
             return cpu.cpu_seconds, sum(len(result.lags) for result in results)
 
         with _profiled(pids, profile and f"{profile}.turn"), Sampler(pids) as turn_cpu:
