@@ -556,10 +556,10 @@ def test_the_window_widens_with_the_replies_the_process_streams() -> None:
     def window(streaming: int) -> float:
         return Coalescer(ListSink(), interval=0.05, streaming=lambda: streaming).interval
 
-    # Up to 15 replies at once each keep the base window (300 frames a second between them).
-    assert window(1) == window(15) == 0.05
-    assert window(30) == pytest.approx(0.1)
-    assert window(36) == pytest.approx(0.12)
+    # Up to 25 replies at once each keep the base window (500 frames a second between them).
+    assert window(1) == window(25) == 0.05
+    assert window(50) == pytest.approx(0.1)
+    assert window(60) == pytest.approx(0.12)
     assert window(1000) == 0.15  # and never wider than MAX_INTERVAL
 
 
