@@ -125,7 +125,10 @@ class DeltaBatcher:
         if self.pending:
             text = "".join(self.pending)
             self.pending, self.pending_chars = [], 0
-            await self.emit({"type": "artifact_delta", "document_id": self.document_id, "text": text})
+            # In pieces of at most BATCH_CHARS: one read of a fast vendor can bring far more.
+            for start in range(0, len(text), BATCH_CHARS):
+                piece = text[start : start + BATCH_CHARS]
+                await self.emit({"type": "artifact_delta", "document_id": self.document_id, "text": piece})
         self.last_flush = time.monotonic() if now is None else now
 
 
