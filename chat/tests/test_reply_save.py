@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -236,40 +237,13 @@ def test_two_saves_racing_to_finish_a_reply_settle_it_once() -> None:
     priced_model(input_price="3", output_price="15")
     placeholder = _placeholder()
     level = _tokens_level(placeholder)
-    first_saved, second_done = threading.Event(), threading.Event()
-    answers: dict[str, Any] = {}
 
-    def first() -> None:
-        try:
-            with transaction.atomic():  # held open until the second save waits on its lock
-                answers["first"] = _save(placeholder, _reply(usage=Usage(2_000, 1_000)))
-                first_saved.set()
-                deadline = time.monotonic() + 10
-                while not answers.get("waiting") and time.monotonic() < deadline:
-                    time.sleep(0.01)
-        finally:
-            connections.close_all()
+    first, second = _second_waits_on_the_first(
+        lambda: _save(placeholder, _reply(usage=Usage(2_000, 1_000))),
+        lambda: _save(placeholder, _reply(usage=Usage(3_000, 1_000))),
+    )
 
-    def second() -> None:
-        try:
-            first_saved.wait(10)
-            answers["second"] = _save(placeholder, _reply(usage=Usage(3_000, 1_000)))
-        finally:
-            second_done.set()
-            connections.close_all()
-
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for thread in threads:
-        thread.start()
-    first_saved.wait(10)
-    deadline = time.monotonic() + 10
-    while not _waiting_on_a_lock() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    answers["waiting"] = True
-    for thread in threads:
-        thread.join(20)
-
-    assert answers["first"] is not None and answers["second"] is None
+    assert first is not None and second is None
     [row] = UsageRecord.objects.filter(message_id=placeholder.pk)
     assert (row.input_tokens, row.cost) == (2_000, Decimal("0.021"))
     assert _tokens_level(placeholder) == level + RESERVED - 3_000
@@ -282,37 +256,46 @@ def test_a_save_waiting_on_a_recovery_of_its_reply_bills_nothing_after_it() -> N
 
     priced_model()
     placeholder = _placeholder()
-    recovered, answers = threading.Event(), {}
 
-    def recovery() -> None:
+    recovered, saved = _second_waits_on_the_first(
+        lambda: _fail_orphan(str(placeholder.pk), [], ""),
+        lambda: _save(placeholder, _reply(usage=Usage(2_000, 1_000))),
+    )
+
+    assert recovered is True and saved is None
+    assert Message.objects.get(pk=placeholder.pk).error_code == "interrupted"
+    assert [row.outcome for row in UsageRecord.objects.filter(message_id=placeholder.pk)] == ["interrupted"]
+
+
+def _second_waits_on_the_first(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[Any, Any]:
+    """`first` in a transaction held open until `second`, run in another thread once `first` is
+    done, waits on a row lock `first` holds; then both finish. Their results."""
+    done, held, answers = threading.Event(), threading.Event(), {}
+
+    def holding() -> None:
         try:
             with transaction.atomic():
-                answers["recovered"] = _fail_orphan(str(placeholder.pk), [], "")
-                recovered.set()
-                deadline = time.monotonic() + 10
-                while not answers.get("waiting") and time.monotonic() < deadline:
-                    time.sleep(0.01)
+                answers["first"] = first()
+                done.set()
+                held.wait(10)
         finally:
             connections.close_all()
 
-    def finish() -> None:
+    def waiting() -> None:
         try:
-            recovered.wait(10)
-            answers["saved"] = _save(placeholder, _reply(usage=Usage(2_000, 1_000)))
+            done.wait(10)
+            answers["second"] = second()
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=recovery), threading.Thread(target=finish)]
+    threads = [threading.Thread(target=holding), threading.Thread(target=waiting)]
     for thread in threads:
         thread.start()
-    recovered.wait(10)
+    done.wait(10)
     deadline = time.monotonic() + 10
     while not _waiting_on_a_lock() and time.monotonic() < deadline:
         time.sleep(0.01)
-    answers["waiting"] = True
+    held.set()
     for thread in threads:
         thread.join(20)
-
-    assert answers["recovered"] is True and answers["saved"] is None
-    assert Message.objects.get(pk=placeholder.pk).error_code == "interrupted"
-    assert [row.outcome for row in UsageRecord.objects.filter(message_id=placeholder.pk)] == ["interrupted"]
+    return answers.get("first"), answers.get("second")
