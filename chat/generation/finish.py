@@ -175,7 +175,7 @@ def turn_settle(
         chat_id=turn.chat_id,
         message_id=turn.message_id,
         reservation=turn.reservation,
-        outcome=outcome or ("stopped" if status == Status.STOPPED and error is None else ""),
+        outcome=outcome or _outcome(status, error),
         tier_id=turn.tier_id,
     )
 
