@@ -25,7 +25,6 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import django
 
@@ -61,9 +60,9 @@ def _guests_unlimited() -> None:
         )
 
 
-def _arbor_turns(turns: int, conversation: int, *, keep: bool = False) -> Any:
-    """A callable that runs the next turn as the socket does (save, then prepare); with `keep`,
-    also the list its replies' ids are appended to."""
+def _arbor_turns(turns: int, conversation: int) -> tuple[Callable[[], None], list[str]]:
+    """A callable that runs the next turn as the socket does (save, then prepare), and the list
+    its replies' ids are appended to."""
     from chat.generation import generation_prepare_for
     from chat.services.turns import turn_send
 
@@ -90,7 +89,7 @@ def _arbor_turns(turns: int, conversation: int, *, keep: bool = False) -> Any:
         state["left"] = int(state["left"]) - 1  # type: ignore[call-overload]
         replies.append(str(reply.pk))
 
-    return (turn, replies) if keep else turn
+    return turn, replies
 
 
 def _finishes(turns: int, conversation: int) -> Callable[[], None]:
@@ -104,7 +103,7 @@ def _finishes(turns: int, conversation: int) -> Callable[[], None]:
     from providers.contract import TextDelta, Usage
 
     settings.CHAT_TITLES_AUTO = False  # a title is a model call of its own, not this save's
-    make_turn, ids = _arbor_turns(turns + 3, conversation, keep=True)
+    make_turn, ids = _arbor_turns(turns + 3, conversation)
     for _ in range(turns + 3):
         make_turn()
     save = reply_save.func  # the database thread's function, without the event loop around it
@@ -185,7 +184,7 @@ def main() -> None:
     os.environ.setdefault("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # never called
     django.setup()
     _database()
-    arbor, baseline = _arbor_turns(options.turns, options.conversation), _baseline_turns()
+    (arbor, _), baseline = _arbor_turns(options.turns, options.conversation), _baseline_turns()
     cases = {
         "baseline": "baseline: two INSERTs in one transaction",
         "arbor": "Arbor: save + prepare",

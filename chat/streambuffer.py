@@ -428,7 +428,7 @@ class Coalescer:
         await self._sink(frame)
 
     async def _flush_when_due(self) -> None:
-        # Runs while anything is pending; each batch is due `interval` after its first chunk.
+        # Runs while anything is pending; a batch is due `interval` after the last flush.
         while self._chunks:
             delay = self._next_due - time.monotonic()
             if delay > 0:
