@@ -42,10 +42,9 @@ SERVERS = {
 def steady_reply(tokens: int, rate: float, *, limit: int | None = None) -> Reply:
     """`tokens` words at `rate`, or as a vendor does, the first `limit` of them (the request's
     max tokens) ending for that length."""
-    cut = limit is not None and limit < tokens
-    count = limit if cut and limit is not None else tokens
+    count = tokens if limit is None else min(tokens, limit)
     words = tuple(Say(f"token{index} ") for index in range(count))
-    end = End("length") if cut else End()
+    end = End("length") if count < tokens else End()
     return Reply(events=(*words, Count(20, count), end), delay=1 / rate if rate > 0 else 0.0)
 
 
