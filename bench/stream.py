@@ -41,7 +41,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +242,15 @@ def _fresh_database() -> str:
     return database_url_named(settings.DATABASE_URL, "arbor_bench")
 
 
+def _fresh_redis(url: str) -> None:
+    """Empty the benchmark's Redis database, as its PostgreSQL database is made anew: an earlier
+    run's keys (its sockets' group memberships, queued tasks) would be this run's work."""
+    import redis
+
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+
+
 @dataclass
 class LevelFigures:
     level: int
@@ -370,26 +379,30 @@ def _per_token(long: tuple[float, int], short: tuple[float, int]) -> float:
 
 
 async def _cpu_figures(
-    *, fake_url: str, base: str, pids: list[int], rate: float, tokens: int, profile: str | None = None
+    *,
+    fake_url: str,
+    base: str,
+    pids: list[int],
+    rate: float,
+    tokens: int,
+    rounds: int = 3,
+    profile: str | None = None,
 ) -> CpuFigures:
     """CPU per turn from `sockets` x `turns_each` one-token turns (the first of each socket in a new
     chat, the rest replying in it). CPU per streamed token by difference: `replies` long replies at
     once less `replies` one-token replies at once, each in a new chat on the same warm sockets, so
     the turns' own cost (a new chat's, at that concurrency) cancels out. Every socket has made a
-    turn before the clock starts. `profile`: py-spy's stacks of each phase, in PROFILE.turn.<pid>,
-    PROFILE.long.<pid>, PROFILE.short.<pid> and PROFILE.fast.<pid>."""
+    turn before the clock starts. The phases run `rounds` times, the direct client's beside
+    Arbor's in each round; each figure is the median of the rounds' (this shared machine's speed
+    swings by a third from one minute to the next). `profile`: py-spy's stacks of each phase of
+    the first round, in PROFILE.turn.<pid>, PROFILE.long.<pid>, PROFILE.short.<pid> and
+    PROFILE.fast.<pid>."""
     sockets, turns_each, replies = 20, 10, 100
     short = "reply in 1 tokens"
     client = _direct_client(fake_url)
     await _direct(client, rate)
-    direct_turn_cpu, _ = await _direct_cpu(client, sockets * turns_each, short, rate, sockets)
-    direct_long = await _direct_cpu(client, replies, "hi", rate, replies)
-    direct_short = await _direct_cpu(client, replies, short, rate, replies)
-    direct_fast = await _direct_cpu(client, sockets, FAST, rate, sockets)
-    await client.close()
-    direct_turn = direct_turn_cpu / (sockets * turns_each)
-
     sessions = await asyncio.gather(*[asyncio.to_thread(_guest_session, base) for _ in range(replies)])
+    measured: list[CpuFigures] = []
     async with contextlib.AsyncExitStack() as stack:
         sockets_open = [await stack.enter_async_context(_connect(base, session)) for session in sessions]
         # Warm every socket, and let the titles land: the idle phase then measures idleness.
@@ -408,40 +421,62 @@ async def _cpu_figures(
                 chat = (await _turn(ws, rate, short, chat, titled=True)).chat
 
         async def at_once(phase: str, count: int, content: str) -> tuple[float, int]:
-            with _profiled(pids, profile and f"{profile}.{phase}"), Sampler(pids) as cpu:
+            with _profiled(pids, phase_profile and f"{phase_profile}.{phase}"), Sampler(pids) as cpu:
                 results = await asyncio.gather(*[_turn(ws, rate, content, titled=True) for ws in sockets_open[:count]])
             return cpu.cpu_seconds, sum(len(result.lags) for result in results)
 
-        with _profiled(pids, profile and f"{profile}.turn"), Sampler(pids) as turn_cpu:
-            await asyncio.gather(*[conversation(ws) for ws in sockets_open[:sockets]])
-        long = await at_once("long", replies, "hi")
-        short_replies = await at_once("short", replies, short)
-        fast = await at_once("fast", sockets, FAST)
-    turn = turn_cpu.cpu_seconds / (sockets * turns_each)
-    new_chat_turn = short_replies[0] / replies  # a one-token reply in a new chat, 100 at once
-    figures = CpuFigures(
-        turn * 1000,
-        direct_turn * 1000,
-        _per_token(long, short_replies) * 1e6,
-        _per_token(direct_long, direct_short) * 1e6,
-        sockets * turns_each,
-        long[1],
+        for round_number in range(1, rounds + 1):
+            phase_profile = profile if round_number == 1 else None
+            direct_turn_cpu, _ = await _direct_cpu(client, sockets * turns_each, short, rate, sockets)
+            direct_long = await _direct_cpu(client, replies, "hi", rate, replies)
+            direct_short = await _direct_cpu(client, replies, short, rate, replies)
+            direct_fast = await _direct_cpu(client, sockets, FAST, rate, sockets)
+            with _profiled(pids, phase_profile and f"{phase_profile}.turn"), Sampler(pids) as turn_cpu:
+                await asyncio.gather(*[conversation(ws) for ws in sockets_open[:sockets]])
+            long = await at_once("long", replies, "hi")
+            short_replies = await at_once("short", replies, short)
+            fast = await at_once("fast", sockets, FAST)
+            new_chat_turn = short_replies[0] / replies  # a one-token reply in a new chat, 100 at once
+            figures = CpuFigures(
+                turn_cpu.cpu_seconds / (sockets * turns_each) * 1000,
+                direct_turn_cpu / (sockets * turns_each) * 1000,
+                _per_token(long, short_replies) * 1e6,
+                _per_token(direct_long, direct_short) * 1e6,
+                sockets * turns_each,
+                long[1],
+                (fast[0] - sockets * new_chat_turn) / max(1, fast[1]) * 1e6,
+                (direct_fast[0] - sockets * direct_short[0] / replies) / max(1, direct_fast[1]) * 1e6,
+            )
+            measured.append(figures)
+            print(
+                f"round {round_number}: per turn {figures.turn_ms:5.2f} ms (direct {figures.turn_ms_direct:4.2f})"
+                f" | per streamed token {figures.token_us:5.1f} µs (direct {figures.token_us_direct:5.1f})"
+                f" | per token, many a read {figures.batched_us:4.1f} µs (direct {figures.batched_us_direct:4.1f})",
+                flush=True,
+            )
+    await client.close()
+    median = CpuFigures(
+        *(statistics.median(getattr(round_, field.name) for round_ in measured) for field in fields(CpuFigures))
     )
-    figures.batched_us = (fast[0] - sockets * new_chat_turn) / max(1, fast[1]) * 1e6
-    figures.batched_us_direct = (direct_fast[0] - sockets * direct_short[0] / replies) / max(1, direct_fast[1]) * 1e6
+    median.turns, median.tokens = sockets * turns_each, measured[0].tokens
+    spread = {
+        name: f"{min(getattr(r, name) for r in measured):.1f} to {max(getattr(r, name) for r in measured):.1f}"
+        for name in ("turn_ms", "token_us")
+    }
     print(
-        f"CPU per turn: web {figures.turn_ms:6.2f} ms (direct SDK client {figures.turn_ms_direct:5.2f} ms)"
-        f" over {figures.turns} one-token turns | CPU per streamed token: web {figures.token_us:6.1f} µs"
-        f" (direct SDK client {figures.token_us_direct:5.1f} µs) over {figures.tokens} tokens"
-        f" ({replies} replies at once, less {replies} one-token replies at once)",
+        f"CPU per turn: web {median.turn_ms:6.2f} ms (direct SDK client {median.turn_ms_direct:5.2f} ms)"
+        f" over {median.turns} one-token turns | CPU per streamed token: web {median.token_us:6.1f} µs"
+        f" (direct SDK client {median.token_us_direct:5.1f} µs) over {median.tokens} tokens"
+        f" ({replies} replies at once, less {replies} one-token replies at once);"
+        f" medians of {rounds} rounds (web: {spread['turn_ms']} ms, {spread['token_us']} µs)",
         flush=True,
     )
     print(
-        f"CPU per token written as fast as the vendor can (many per read): web {figures.batched_us:6.1f} µs"
-        f" (direct SDK client {figures.batched_us_direct:5.1f} µs) over {fast[1]} tokens",
+        f"CPU per token written as fast as the vendor can (many per read): web {median.batched_us:6.1f} µs"
+        f" (direct SDK client {median.batched_us_direct:5.1f} µs)",
         flush=True,
     )
-    return figures
+    return median
 
 
 # --- Summary ------------------------------------------------------------------------------------
@@ -546,6 +581,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU-per-turn and per-token phase")
     parser.add_argument(
+        "--cpu-rounds", type=int, default=3, help="rounds of the CPU phases; each figure is their median"
+    )
+    parser.add_argument(
         "--profile", metavar="FILE", help="py-spy's stacks of the web processes in each CPU phase (FILE.turn.<pid>, …)"
     )
     options = parser.parse_args()
@@ -556,6 +594,8 @@ def main() -> None:
 
     from config.redis_urls import redis_url_with_db
 
+    redis_url = redis_url_with_db(settings.REDIS_URL, 7)
+    _fresh_redis(redis_url)
     fake, fake_url = _start(
         [
             sys.executable,
@@ -575,7 +615,7 @@ def main() -> None:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.base",
         "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url_with_db(settings.REDIS_URL, 7),
+        "REDIS_URL": redis_url,
         "OPENAI_API_KEY": "sk-bench",
         "OPENAI_BASE_URL": f"{fake_url}/v1",
         "ARBOR_PORT": str(port),
@@ -598,7 +638,11 @@ def main() -> None:
         for _ in range(2 * len(pids)):
             asyncio.run(_through_arbor(base, _guest_session(base), options.rate))
         common = {"fake_url": fake_url, "base": base, "pids": pids, "rate": options.rate, "tokens": options.tokens}
-        cpu = None if options.no_cpu else asyncio.run(_cpu_figures(**common, profile=options.profile))
+        cpu = (
+            None
+            if options.no_cpu
+            else asyncio.run(_cpu_figures(**common, rounds=options.cpu_rounds, profile=options.profile))
+        )
         levels = []
         modes = [mode.strip() for mode in options.modes.split(",")]
         for level in (int(value) for value in options.levels.split(",") if value):

@@ -45,7 +45,7 @@ from chat.services.turns import (
 )
 from chat.services.uploads import MAX_ATTACHMENTS
 from chat.streambuffer import BufferExpired, frame_encode, stream_buffer
-from chat.tabs import others_listening
+from chat.tabs import others_listening, presence_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -227,16 +227,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     # --- Connection ---------------------------------------------------------------------------
     async def connect(self) -> None:
         user = self.scope.get("user")
-        await self.accept()
-        if user is None or not user.is_authenticated:
-            # Accept first: a close code reaches the browser only on an open socket.
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        if not user.is_active:
-            await self.close(code=CLOSE_DISABLED)
+        signed_in = user is not None and user.is_authenticated
+        if not signed_in or not user.is_active:
+            # Accepted first: a close code reaches the browser only on an open socket.
+            await self.accept()
+            await self.close(code=CLOSE_DISABLED if signed_in else CLOSE_UNAUTHENTICATED)
             return
         self.user = user
         self.group = user_group(user.pk)
+        # In its groups before it is accepted: a tab that is open hears every notice from then on.
+        await presence_ensure(self.channel_layer)
         await self.channel_layer.group_add(self.group, self.channel_name)
         session = self.scope.get("session")
         self.session_key = getattr(session, "session_key", None)
@@ -244,6 +244,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             # Closed with the session: sign-out, a password change, a flush (chat/receivers.py).
             self.session_group = session_group(self.session_key)
             await self.channel_layer.group_add(self.session_group, self.channel_name)
+        await self.accept()
 
     async def disconnect(self, code: int) -> None:
         # This socket's followers only: the generations they follow keep running and are saved.
@@ -482,7 +483,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.send(text_data=text)
 
     async def _tell_other_tabs(self, frame: Frame) -> None:
-        if not await others_listening(self.channel_layer, self.group):
+        if not await others_listening(self.channel_layer, self.group, self.channel_name):
             return
         event = {"type": "chat.event", "frame": frame, "skip": self.channel_name}
         await self.channel_layer.group_send(self.group, event)

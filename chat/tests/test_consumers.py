@@ -354,6 +354,11 @@ async def test_a_lone_tab_s_turn_sends_no_notice_through_the_channel_layer(
     tab = await _tab(person)
     await _turn(tab, _send("Hi"))
     assert sent == []  # nobody else would hear it
+    # A socket of a process that stopped without leaving the group (a restart) hears nothing either.
+    await get_channel_layer().group_add(f"user.{person.user.pk}", "specific.5f0a9e0c0d1e4bd3!gone")
+    openai_fake.script(reply(Say("Still alone.")))
+    await _turn(tab, _send("Hi again"))
+    assert sent == []
     other = await _tab(person)
     openai_fake.script(reply(Say("Heard.")))
     await _turn(tab, _send("Again"))
