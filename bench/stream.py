@@ -17,7 +17,8 @@ First, the headline figures, which hold on a noisy machine where latency does no
 processes' **CPU per turn** (over turns whose replies are one token, on sockets opened before
 the clock starts) and **CPU per streamed token** (100 long replies at once less 100 one-token
 replies at once, over the extra tokens), each beside the direct SDK client's own CPU for the
-same work in the same run. At the end, one summary table of every target.
+same work in the same run; the phases run `--cpu-rounds` times and each figure is the rounds'
+median. At the end, one summary table of every target.
 
     .venv/bin/python -m bench.stream [--levels 1,100,300,500] [--tokens 150] [--rate 30]
 """
