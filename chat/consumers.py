@@ -18,8 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +27,17 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from accounts.models import User
 from accounts.sessions import session_group, session_signed_in
+from chat.client_frames import (
+    EditFrame,
+    FrameRefused,
+    PingFrame,
+    RegenerateFrame,
+    ResumeFrame,
+    SendFrame,
+    StopFrame,
+    SwitchFrame,
+    client_frame,
+)
 from chat.fanout import follow_reply
 from chat.generation import INTERRUPTED, generation_stop, sync_db, turn_begin
 from chat.models import Message, Role, Status
@@ -36,14 +45,12 @@ from chat.parts import reasoning_of
 from chat.services.titles import user_group
 from chat.services.tree import message_switch
 from chat.services.turns import (
-    MAX_CONTENT_CHARACTERS,
     TurnRefused,
     TurnStarted,
     turn_edit,
     turn_regenerate,
     turn_send,
 )
-from chat.services.uploads import MAX_ATTACHMENTS
 from chat.streambuffer import BufferExpired, frame_encode, stream_buffer
 from chat.tabs import others_listening, presence_ensure
 
@@ -53,13 +60,9 @@ logger = logging.getLogger(__name__)
 RAW_SEND = "arbor.raw_send"
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_DISABLED = 4403  # the account was disabled by an operator (usage.services.operators.user_disable)
-MAX_MODEL_CHARACTERS = 200
-MAX_CLIENT_ID_CHARACTERS = 100
-MAX_REQ_CHARACTERS = 100
 # A repeated send waits at most this long for the first copy's generation to open its buffer.
 REPEAT_WAIT_INTERVAL = 0.05
 REPEAT_WAIT_POLLS = 100
-MAX_SEQ = 2**53  # a Redis stream id's part, and the largest integer every JSON reader keeps exactly
 
 Frame = dict[str, Any]
 
@@ -84,81 +87,6 @@ def _bad(message: str) -> FrameError:
 def _not_found() -> FrameError:
     # The same answer for another user's message as for a missing one: ids are not probeable.
     return FrameError("not_found", "No such message.")
-
-
-# --- Field checks: each takes (field name, value) and returns the clean value or raises -------
-Check = Callable[[str, Any], Any]
-
-
-def _id(name: str, value: Any) -> str:
-    if isinstance(value, str) and len(value) <= 64:
-        try:
-            return str(uuid.UUID(value))
-        except ValueError:
-            pass
-    raise _bad(f"`{name}` must be an id (a UUID string).")
-
-
-def _string(limit: int) -> Check:
-    def check(name: str, value: Any) -> str:
-        if not isinstance(value, str):
-            raise _bad(f"`{name}` must be a string.")
-        if len(value) > limit:
-            raise _bad(f"`{name}` is longer than {limit} characters.")
-        return value
-
-    return check
-
-
-def _optional(check: Check) -> Check:
-    return lambda name, value: None if value is None else check(name, value)
-
-
-def _seq(name: str, value: Any) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEQ:
-        raise _bad(f"`{name}` must be a whole number, 0 or more.")
-    return value
-
-
-def _attachments(name: str, value: Any) -> list[str] | None:
-    """Omitted (None) or a list of at most MAX_ATTACHMENTS upload ids."""
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise _bad(f"`{name}` must be a list of upload ids.")
-    if len(value) > MAX_ATTACHMENTS:
-        raise _bad(f"`{name}` holds at most {MAX_ATTACHMENTS} upload ids.")
-    return [_id(name, item) for item in value]
-
-
-_CONTENT = _string(MAX_CONTENT_CHARACTERS)
-_MODEL = _optional(_string(MAX_MODEL_CHARACTERS))
-
-# Each frame type's fields and their checks (other keys are ignored; a missing key is None).
-FRAMES: dict[str, dict[str, Check]] = {
-    "send": {
-        "chat_id": _optional(_id),
-        "parent_id": _optional(_id),
-        "content": _CONTENT,
-        "model": _MODEL,
-        "client_id": _optional(_string(MAX_CLIENT_ID_CHARACTERS)),
-        "attachments": _attachments,
-    },
-    "edit": {"message_id": _id, "content": _CONTENT, "model": _MODEL, "attachments": _attachments},
-    "regenerate": {"message_id": _id, "model": _MODEL},
-    "stop": {"message_id": _id},
-    "switch": {"message_id": _id},
-    "resume": {"message_id": _id, "after_seq": _seq},
-    "ping": {},
-}
-
-
-def _valid_req(req: Any) -> bool:
-    if isinstance(req, str):
-        return len(req) <= MAX_REQ_CHARACTERS
-    return req is None or (isinstance(req, int | float) and not isinstance(req, bool) and math.isfinite(req))
 
 
 # --- Database calls (sync, run in the thread pool) ----------------------------------------------
@@ -305,23 +233,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.receive_json(frame)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if not isinstance(content, dict):
-            await self._error(None, "bad_frame", "Frames are JSON objects (text).")
-            return
-        req = content.get("req")
-        if not _valid_req(req):
-            await self._error(None, "bad_frame", f"`req` must be a number or a string of at most {MAX_REQ_CHARACTERS}.")
-            return
-        kind = content.get("type")
-        fields = FRAMES.get(kind) if isinstance(kind, str) else None
-        if fields is None:
-            # Only a string is echoed: the repr of a deeply nested `type` would itself recurse.
-            named = kind[:40] if isinstance(kind, str) else type(kind).__name__
-            await self._error(req, "unknown_type", f"Unknown frame type {named!r}.")
-            return
         try:
-            values = {name: check(name, content.get(name)) for name, check in fields.items()}
-            await getattr(self, f"on_{kind}")(req, **values)
+            frame = client_frame(content)
+        except FrameRefused as refusal:
+            await self._error(refusal.req, refusal.code, refusal.message)
+            return
+        req = frame.req
+        try:
+            await getattr(self, f"on_{frame.type}")(frame)
         except FrameError as refusal:
             await self._error(req, refusal.code, refusal.message)
         except TurnRefused as refusal:
@@ -329,68 +248,73 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         except SessionEnded:
             await self.session_ended({})
         except Exception:
-            logger.exception("chat socket: %s frame failed", kind)
+            logger.exception("chat socket: %s frame failed", frame.type)
             # With the reply's id a tab follows it again (as for `stream_unavailable`): a resume
             # that met Redis coming back must not leave the reply unfollowed.
-            resumed = content.get("message_id") if kind == "resume" else None
-            resumed = resumed if isinstance(resumed, str) else None
+            resumed = frame.message_id if isinstance(frame, ResumeFrame) else None
             await self._error(req, "internal", "Something went wrong; try again.", message_id=resumed)
 
-    async def on_send(self, req: Any, *, model: str | None, **fields: Any) -> None:
-        if fields["parent_id"] is not None and fields["chat_id"] is None:
+    async def on_send(self, frame: SendFrame) -> None:
+        if frame.parent_id is not None and frame.chat_id is None:
             raise _bad("`parent_id` needs the `chat_id` of its chat.")
-        fields["client_id"] = fields["client_id"] or None  # "" is no client_id
-        await self._started(
-            req, await turn_begin(self._in_session(turn_send), user=self.user, model_id=model, **fields)
+        started = await turn_begin(
+            self._in_session(turn_send),
+            user=self.user,
+            chat_id=frame.chat_id,
+            parent_id=frame.parent_id,
+            content=frame.content,
+            model_id=frame.model,
+            client_id=frame.client_id or None,  # "" is no client_id
+            attachments=frame.attachments,
         )
+        await self._started(frame.req, started)
 
-    async def on_edit(
-        self, req: Any, *, message_id: str, content: str, model: str | None, attachments: list[str] | None
-    ) -> None:
+    async def on_edit(self, frame: EditFrame) -> None:
         started = await turn_begin(
             self._in_session(turn_edit),
             user=self.user,
-            message_id=message_id,
-            content=content,
-            model_id=model,
-            attachments=attachments,
+            message_id=frame.message_id,
+            content=frame.content,
+            model_id=frame.model,
+            attachments=frame.attachments,
         )
-        await self._started(req, started)
+        await self._started(frame.req, started)
 
-    async def on_regenerate(self, req: Any, *, message_id: str, model: str | None) -> None:
+    async def on_regenerate(self, frame: RegenerateFrame) -> None:
         started = await turn_begin(
-            self._in_session(turn_regenerate), user=self.user, message_id=message_id, model_id=model
+            self._in_session(turn_regenerate), user=self.user, message_id=frame.message_id, model_id=frame.model
         )
-        await self._started(req, started)
+        await self._started(frame.req, started)
 
-    async def on_stop(self, req: Any, *, message_id: str) -> None:
-        message = await self._owned_reply(message_id)
+    async def on_stop(self, frame: StopFrame) -> None:
+        message = await self._owned_reply(frame.message_id)
         if message.status == Status.STREAMING:
-            await generation_stop(message_id)
+            await generation_stop(frame.message_id)
         # The `done` frame (status `stopped`) goes to every socket following the reply.
-        await self.send_json({"type": "ack", "req": req, "message_id": message_id})
+        await self.send_json({"type": "ack", "req": frame.req, "message_id": frame.message_id})
 
-    async def on_switch(self, req: Any, *, message_id: str) -> None:
-        switched = await _switch(self.user, message_id)
+    async def on_switch(self, frame: SwitchFrame) -> None:
+        switched = await _switch(self.user, frame.message_id)
         if switched is None:
             raise _not_found()
         chat_id, leaf_id = switched
-        frame = {"type": "switched", "chat_id": chat_id, "message_id": message_id, "active_leaf_id": leaf_id}
-        await self.send_json({**frame, "req": req})
-        await self._tell_other_tabs(frame)
+        notice = {"type": "switched", "chat_id": chat_id, "message_id": frame.message_id, "active_leaf_id": leaf_id}
+        await self.send_json({**notice, "req": frame.req})
+        await self._tell_other_tabs(notice)
 
-    async def on_resume(self, req: Any, *, message_id: str, after_seq: int) -> None:
+    async def on_resume(self, frame: ResumeFrame) -> None:
+        message_id = frame.message_id
         message = await self._owned_reply(message_id)
         if message.status != Status.STREAMING and not await stream_buffer().is_finished(message_id):
             # Saved, but its buffer never got its `done` (Redis was lost as the reply ended) or is
             # gone: the saved message answers, or the follower would wait on a buffer nothing writes.
-            for frame in saved_frames(message):
-                await self.send_json(frame)
+            for saved in saved_frames(message):
+                await self.send_json(saved)
             return
-        await self._follow(message_id, after_seq)
+        await self._follow(message_id, frame.after_seq or 0)
 
-    async def on_ping(self, req: Any) -> None:
-        await self.send_json({"type": "pong", "req": req})
+    async def on_ping(self, frame: PingFrame) -> None:
+        await self.send_json({"type": "pong", "req": frame.req})
 
     # --- Turns and following ------------------------------------------------------------------
     def _in_session(self, service: Callable[..., TurnStarted]) -> Callable[..., TurnStarted]:
