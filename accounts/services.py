@@ -116,3 +116,17 @@ def local_admin_ensure(*, email: str) -> LocalAdmin | None:
     password = secrets.token_urlsafe(12)
     User.objects.create_superuser(email, password)
     return LocalAdmin(email=email, password=password)
+
+
+def profile_update(*, user: User, changes: dict[str, str]) -> User:
+    """Set the user's own profile fields (`display_name`, `custom_instructions`) named in
+    `changes`, already validated by the caller's schema."""
+    editable = {"display_name", "custom_instructions"}
+    unknown = set(changes) - editable
+    if unknown:
+        raise ValueError(f"not editable here: {sorted(unknown)}")
+    for field, value in changes.items():
+        setattr(user, field, value)
+    if changes:
+        user.save(update_fields=list(changes))
+    return user

@@ -21,7 +21,7 @@ from artifacts.diffs import unified_diff, word_diff
 from artifacts.kinds import KindError, kind_handler
 from artifacts.models import Author, Document, DocumentVersion
 from chat.api import BadRequest, json_endpoint, request_json
-from providers.views import error_response
+from common.errors import error_response
 
 
 class Missing(Exception):

@@ -31,9 +31,9 @@ from chat import queries
 from chat.models import Chat, Message, Visibility
 from chat.services import chats as chat_services
 from chat.sharing import shared_chat_read
+from common.errors import error_response
 from common.jsonbody import json_object
 from providers.selectors import default_model_for, models_available_to
-from providers.views import error_response
 
 SEARCH_MAX_LENGTH = 200
 # PATCH /api/chats/<id>: field → (JSON type, longest text).

@@ -22,7 +22,7 @@ from accounts.models import User
 from chat.api import BadRequest, json_endpoint
 from chat.models import Upload
 from chat.services.uploads import MAX_UPLOAD_BYTES, UploadRefused, upload_create, upload_json
-from providers.views import error_response
+from common.errors import error_response
 
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the one file
 

@@ -5,6 +5,7 @@ from django.urls import include, path
 
 from chat import api as chat_api
 from config import views
+from config.api import api
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,6 +13,7 @@ urlpatterns = [
     path("livez", views.livez, name="livez"),
     path("accounts/", include("accounts.urls")),
     path("", include("web.urls")),
+    path("api/", api.urls),
     path("api/providers/", include("providers.urls")),
     path("api/", include("chat.urls")),
     path("api/", include("artifacts.urls")),

@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers
 
 from accounts.models import User
+from common.errors import error_response
 from common.jsonbody import json_object
 from providers import byok
 from providers.contract import ProviderError
@@ -28,13 +29,6 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 # --- Answers -------------------------------------------------------------------------------------
-def error_response(status: int, code: str, message: str, fields: dict[str, list[str]] | None = None) -> JsonResponse:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if fields:
-        error["fields"] = fields
-    return JsonResponse({"error": error}, status=status)
-
-
 def _refusal(request: HttpRequest, user: Any, methods: tuple[str, ...]) -> JsonResponse | None:
     if request.method not in methods:
         response = error_response(405, "method_not_allowed", f"Use {' or '.join(methods)}.")

@@ -10,5 +10,4 @@ app_name = "web"
 
 urlpatterns: list[URLPattern] = [
     path("settings/", views.settings_page, name="settings"),
-    path("api/me", views.me, name="me"),
 ]

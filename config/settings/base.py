@@ -99,6 +99,8 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "channels",
     "django_ltree",
+    # The JSON API (config.api); its docs page's scripts and styles are served from here, not a CDN.
+    "ninja",
     "config.apps.ArborConfig",
     "accounts",
     "providers",
