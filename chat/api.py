@@ -31,7 +31,7 @@ from chat import queries
 from chat.models import Chat, Message, Visibility
 from chat.services import chats as chat_services
 from chat.sharing import shared_chat_read
-from common.errors import error_response
+from common.errors import ArborError, error_response
 from common.jsonbody import json_object
 from providers.selectors import default_model_for, models_available_to
 
@@ -46,10 +46,9 @@ PATCH_FIELDS: dict[str, tuple[type, int]] = {
 }
 
 
-class BadRequest(Exception):
+class BadRequest(ArborError):
     def __init__(self, message: str, fields: dict[str, list[str]] | None = None, code: str = "invalid") -> None:
-        super().__init__(message)
-        self.message, self.fields, self.code = message, fields, code
+        super().__init__(message, code=code, fields=fields)
 
 
 def json_endpoint(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:

@@ -42,13 +42,6 @@ class ArborError(Exception):
         self.headers = headers or {}
 
 
-class NotFound(ArborError):
-    """The same answer for another user's object as for a missing one: ids are not probeable."""
-
-    status = 404
-    code = "not_found"
-
-
 def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if fields:

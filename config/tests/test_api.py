@@ -3,7 +3,9 @@ envelope, whatever refused the request."""
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 import pytest
 from django.contrib.staticfiles import finders
@@ -71,3 +73,17 @@ def test_a_missing_csrf_token_is_refused_in_the_envelope() -> None:
 def test_routes_not_moved_here_yet_are_still_served_under_the_same_prefix(client: Client) -> None:
     client.force_login(UserFactory())
     assert client.get("/api/chats").status_code == 200
+
+
+def test_an_arbor_error_is_rendered_with_its_status_code_fields_and_headers(rf: Any) -> None:
+    from common.errors import ArborError
+    from config.api import api
+
+    refusal = ArborError("Slow down.", status=429, code="rate_limited", fields={"content": ["Too often."]})
+    refusal.headers["Retry-After"] = "3"
+    response = api.on_exception(rf.get("/api/me"), refusal)
+    assert response.status_code == 429 and response["Retry-After"] == "3"
+    assert json.loads(response.content) == {
+        "error": {"code": "rate_limited", "message": "Slow down.", "fields": {"content": ["Too often."]}}
+    }
+    assert "no-store" in response["Cache-Control"]
