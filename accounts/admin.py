@@ -8,7 +8,8 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
-from accounts.models import Tier, User
+from accounts.models import PersonalToken, Tier, User
+from accounts.tokens import tokens_revoke_all
 
 LIMIT_FIELDS = ["message_capacity", "messages_per_minute", "token_capacity", "tokens_per_minute"]
 
@@ -95,3 +96,23 @@ class UserAdmin(DjangoUserAdmin):
         ("History", {"fields": ["date_joined", "last_login", "created_ip"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "tier", "password1", "password2"]})]
+
+
+@admin.register(PersonalToken)
+class PersonalTokenAdmin(admin.ModelAdmin):
+    """Operators see who holds tokens and may revoke them; a token's secret is never stored."""
+
+    list_display = ["name", "user", "scope", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    list_filter = ["scope", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "user__email"]
+    readonly_fields = list_display
+    exclude = ["digest"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a token is made by its user, who alone sees its secret
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[PersonalToken]) -> None:
+        revoked = tokens_revoke_all(queryset)
+        self.message_user(request, f"Revoked {revoked} tokens.")

@@ -133,3 +133,29 @@ class UsageBucket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.kind}: {self.tokens:g}"
+
+
+class PersonalToken(models.Model):
+    """A personal access token: a program acts as its user through the JSON API (accounts.tokens).
+    Only the SHA-256 of the secret is kept; the secret is shown once, when it is made. `prefix`
+    (the secret's first characters) tells tokens apart in a list without revealing them."""
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read"  # GET and HEAD only
+        CHAT = "chat", "Read and chat"  # every method the API allows the user
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="personal_tokens")
+    name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    prefix = models.CharField(max_length=16)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-created_at"], name="accounts_token_user_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…) of {self.user}"

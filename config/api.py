@@ -16,8 +16,9 @@ from django.utils.cache import add_never_cache_headers
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.operation import PathView
-from ninja.security import SessionAuth
 
+from accounts.api import BrowserSession, PersonalTokenAuth
+from accounts.api import router as accounts_router
 from common.errors import ArborError, error_response
 from web.api import router as web_router
 
@@ -39,13 +40,18 @@ class ArborAPI(NinjaAPI):
 api = ArborAPI(
     title="Arbor",
     version="1",
-    description="Arbor's JSON API. The browser signs in with its session (and sends the CSRF token on writes).",
+    description=(
+        "Arbor's JSON API. The browser signs in with its session (and sends the CSRF token on"
+        " writes); a program sends a personal access token: `Authorization: Bearer arb_…`."
+    ),
     urls_namespace="api",
-    auth=SessionAuth(csrf=True),
+    # The browser's session (CSRF on writes), or a personal access token (`Authorization: Bearer`).
+    auth=[BrowserSession(), PersonalTokenAuth()],
     docs_url="/docs",
     openapi_url="/openapi.json",
 )
 api.add_router("", web_router)
+api.add_router("", accounts_router)
 
 
 @api.exception_handler(ArborError)
