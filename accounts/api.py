@@ -61,7 +61,8 @@ class TokenNew(Schema):
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     scope: Literal["read", "chat"]
-    expires_at: datetime | None = Field(default=None, description="Optional, within a year")
+    # An ISO 8601 text in JSON: read leniently (strict mode takes only datetime objects).
+    expires_at: datetime | None = Field(default=None, strict=False, description="Optional, within a year")
 
 
 @router.get("/tokens", response=list[Token], summary="Your personal access tokens")

@@ -140,3 +140,12 @@ def test_an_operator_revokes_tokens_from_the_admin_and_never_sees_their_hash() -
         "/admin/accounts/personaltoken/", {"action": "revoke", "_selected_action": [made.token.pk]}, follow=True
     )
     assert Client().get("/api/me", **_bearer(made.secret)).status_code == 401
+
+
+def test_a_token_with_an_expiry_expires_then(client: Client) -> None:
+    client.force_login(UserFactory())
+    expiry = (timezone.now() + timedelta(days=30)).replace(microsecond=0)
+    body = json.dumps({"name": "monthly", "scope": "read", "expires_at": expiry.isoformat()})
+    response = client.post("/api/tokens", body, content_type="application/json")
+    assert response.status_code == 201
+    assert PersonalToken.objects.get(pk=response.json()["id"]).expires_at == expiry

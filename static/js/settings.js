@@ -1,5 +1,5 @@
-// The settings screen: profile, usage against the tier's allowances, and bring-your-own-key
-// (keys, endpoints and models under /api/providers/). Secrets are only ever shown masked, as
+// The settings screen: profile, usage against the tier's allowances, bring-your-own-key
+// (keys, endpoints and models under /api/providers/) and personal access tokens (/api/tokens). Secrets are only ever shown masked, as
 // the server returns them; a key typed here is sent once and the field is cleared.
 
 import { api } from "./lib/api.js";
@@ -139,4 +139,61 @@ submitter("model-form", "models-status", (data) => {
   return body;
 }, "/api/providers/models/");
 
-loadProfile().then(loadByok).catch((error) => say("profile-status", problem(error), { error: true }));
+// --- Personal access tokens (/api/tokens): a new token's secret is shown once, here ------------
+const DAY = 24 * 60 * 60 * 1000;
+
+function when(stamp) {
+  return stamp ? new Date(stamp).toLocaleDateString() : null;
+}
+
+async function loadTokens() {
+  const tokens = await api("/api/tokens");
+  $("tokens").replaceChildren(...tokens.map((token) => {
+    const expiry = token.expires_at ? `expires ${when(token.expires_at)}` : "never expires";
+    const used = token.last_used_at ? `last used ${when(token.last_used_at)}` : "never used";
+    const label = `${token.name} · ${token.scope === "chat" ? "read and chat" : "read"} · ${expiry} · ${used}`;
+    const revoke = el("button", { type: "button", class: "ghost", text: "Revoke", "aria-label": `Revoke the token ${token.name}`, onclick: async () => {
+      if (!confirm(`Revoke the token ${token.name}? Programs using it stop working.`)) return;
+      try {
+        await api(`/api/tokens/${token.id}`, { method: "DELETE" });
+        say("tokens-status", "Revoked.");
+        await loadTokens();
+      } catch (error) {
+        say("tokens-status", problem(error), { error: true });
+      }
+    } });
+    return row(label, `${token.prefix}…`, [revoke]);
+  }));
+  if (!tokens.length) $("tokens").append(el("li", { class: "muted", text: "No tokens yet." }));
+}
+
+$("token-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const data = formData(form);
+  const body = { name: data.name, scope: data.scope };
+  if (data.expiry) body.expires_at = new Date(Date.now() + Number(data.expiry) * DAY).toISOString();
+  try {
+    const made = await api("/api/tokens", { method: "POST", body });
+    form.reset();
+    $("token-secret").value = made.secret;
+    $("token-made").hidden = false;
+    $("token-secret").select();
+    say("tokens-status", "Made.");
+    await loadTokens();
+  } catch (error) {
+    say("tokens-status", problem(error), { error: true });
+  }
+});
+
+$("token-copy").addEventListener("click", async () => {
+  $("token-secret").select();
+  try {
+    await navigator.clipboard.writeText($("token-secret").value);
+    say("tokens-status", "Copied.");
+  } catch {
+    say("tokens-status", "Select the token and copy it.");
+  }
+});
+
+loadProfile().then(() => Promise.all([loadByok(), loadTokens()])).catch((error) => say("profile-status", problem(error), { error: true }));

@@ -193,3 +193,29 @@ def test_a_rename_survives_the_chat_list_being_redrawn_under_it(page: Any) -> No
     rename.press_sequentially(" renamed")
     rename.press("Enter")
     expect(page.locator(".chat-link", has_text="Half renamed")).to_be_visible()
+
+
+def test_a_token_made_in_settings_is_shown_once_drives_the_api_and_stops_when_revoked(page: Any) -> None:
+    page.goto("/accounts/signup/")
+    _sign_up(page)
+    page.goto("/settings/")
+    page.locator("#token-name").fill("my script")
+    page.locator("#token-scope").select_option("read")
+    page.get_by_role("button", name="Make token").click()
+    expect(page.locator("#token-made")).to_be_visible()
+    secret = page.locator("#token-secret").input_value()
+    assert secret.startswith("arb_")
+    expect(page.locator("#tokens")).to_contain_text("my script · read · expires")
+
+    # A program with the token, and no cookie of the page's.
+    programs = page.context.browser.new_context(base_url=page.url.split("/settings/")[0])
+    me = programs.request.get("/api/me", headers={"Authorization": f"Bearer {secret}"})
+    assert me.ok and me.json()["is_guest"] is False
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Revoke the token my script").click()
+    expect(page.locator("#tokens")).to_contain_text("No tokens yet.")
+    assert programs.request.get("/api/me", headers={"Authorization": f"Bearer {secret}"}).status == 401
+    programs.close()
+    page.reload()
+    expect(page.locator("#token-made")).to_be_hidden()  # the secret is never shown again
