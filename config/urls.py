@@ -6,6 +6,7 @@ from django.urls import include, path
 from chat import api as chat_api
 from config import views
 from config.api import api
+from gateway.api import v1
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,6 +15,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("", include("web.urls")),
     path("api/", api.urls),
+    path("v1/", v1.urls),
     path("api/providers/", include("providers.urls")),
     path("api/", include("chat.urls")),
     path("api/", include("artifacts.urls")),

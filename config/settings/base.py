@@ -108,6 +108,7 @@ INSTALLED_APPS = [
     "artifacts",
     "usage",
     "web",
+    "gateway",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,100 @@
+"""The OpenAI-compatible API (`/v1/…`), for the tools people already own (the OpenAI SDKs,
+editors' AI plugins, CLIs), authenticated by a personal access token (`accounts.tokens`).
+
+Its own ninja API, apart from Arbor's `/api/`: requests and answers take OpenAI's shapes, errors
+too (`{"error": {"message", "type", "param", "code"}}`), and only a bearer token signs in (no
+session, so no CSRF). Served so far: `GET /v1/models`, what the token's user may pick.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import add_never_cache_headers
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from accounts.api import PersonalTokenAuth
+from common.errors import ArborError
+from providers.selectors import models_available_to
+
+# OpenAI's error `type` for each status Arbor answers with.
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
+
+
+class GatewayAPI(NinjaAPI):
+    def create_response(self, request: HttpRequest, data: Any, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().create_response(request, data, *args, **kwargs)
+        add_never_cache_headers(response)
+        return response
+
+
+v1 = GatewayAPI(
+    title="Arbor: OpenAI-compatible API",
+    version="1",
+    description="Call Arbor's models with an OpenAI client: base URL `<arbor>/v1`, API key a personal access token.",
+    urls_namespace="v1",
+    auth=PersonalTokenAuth(),
+    docs_url=None,
+    openapi_url="/openapi.json",
+)
+
+
+def openai_error(status: int, message: str, code: str, param: str | None = None) -> JsonResponse:
+    error = {"message": message, "type": ERROR_TYPES.get(status, "api_error"), "param": param, "code": code}
+    response = JsonResponse({"error": error}, status=status)
+    add_never_cache_headers(response)
+    return response
+
+
+@v1.exception_handler(ArborError)
+def _arbor_error(request: HttpRequest, error: ArborError) -> HttpResponse:
+    response = openai_error(error.status_code, error.message, error.code, next(iter(error.fields or {}), None))
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+@v1.exception_handler(AuthenticationError)
+def _not_authenticated(request: HttpRequest, error: AuthenticationError) -> HttpResponse:
+    return openai_error(401, "Send a personal access token: `Authorization: Bearer arb_…`.", "invalid_api_key")
+
+
+@v1.exception_handler(ValidationError)
+def _invalid(request: HttpRequest, error: ValidationError) -> HttpResponse:
+    problem = error.errors[0] if error.errors else {}
+    loc = [str(part) for part in problem.get("loc", ())]
+    param = ".".join(loc[2:] if loc[:1] == ["body"] else loc[1:]) or None
+    return openai_error(400, str(problem.get("msg", "Invalid request.")), "invalid_request", param)
+
+
+@v1.exception_handler(HttpError)
+def _http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
+    return openai_error(error.status_code, str(error.message), ERROR_TYPES.get(error.status_code, "api_error"))
+
+
+class ModelEntry(Schema):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0  # Arbor does not date its catalog entries; OpenAI's clients do not need it
+    owned_by: str
+
+
+class ModelList(Schema):
+    object: Literal["list"] = "list"
+    data: list[ModelEntry]
+
+
+@v1.get("/models", response=ModelList, summary="The models the token's user may use")
+def models_list(request: HttpRequest) -> ModelList:
+    options = models_available_to(request.auth)
+    return ModelList(
+        data=[ModelEntry(id=option.model_id, owned_by="you" if option.byok else "arbor") for option in options]
+    )
