@@ -3,21 +3,30 @@ editors' AI plugins, CLIs), authenticated by a personal access token (`accounts.
 
 Its own ninja API, apart from Arbor's `/api/`: requests and answers take OpenAI's shapes, errors
 too (`{"error": {"message", "type", "param", "code"}}`), and only a bearer token signs in (no
-session, so no CSRF). Served so far: `GET /v1/models`, what the token's user may pick.
+session, so no CSRF). Served: `GET /v1/models` (what the token's user may pick) and
+`POST /v1/chat/completions` (text, without streaming: `gateway.services`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import time
+import uuid
+from typing import Annotated, Any, Literal
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from pydantic import ConfigDict, Field
 
 from accounts.api import PersonalTokenAuth
 from common.errors import ArborError
+from gateway.services import completion_create
+from providers.contract import ChatMessage
 from providers.selectors import models_available_to
+
+MAX_MESSAGES = 1_000
+MAX_TEXT_CHARACTERS = 400_000  # of all messages together: a long context, not an unbounded one
 
 # OpenAI's error `type` for each status Arbor answers with.
 ERROR_TYPES = {
@@ -97,4 +106,98 @@ def models_list(request: HttpRequest) -> ModelList:
     options = models_available_to(request.auth)
     return ModelList(
         data=[ModelEntry(id=option.model_id, owned_by="you" if option.byok else "arbor") for option in options]
+    )
+
+
+class TextContent(Schema):
+    type: Literal["text"]
+    text: str
+
+
+class Message(Schema):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextContent] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(part.text for part in self.content)
+        return self.content or ""
+
+
+class CompletionRequest(Schema):
+    """OpenAI's request; fields Arbor does not act on (n, logprobs, seed, …) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+    messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)]
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    stream: bool = False
+
+
+class AnswerMessage(Schema):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(Schema):
+    index: int = 0
+    message: AnswerMessage
+    finish_reason: str
+
+
+class CompletionUsage(Schema):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class CompletionAnswer(Schema):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: CompletionUsage
+
+
+@v1.post("/chat/completions", response=CompletionAnswer, summary="A chat completion (text; no streaming yet)")
+async def chat_completions(request: HttpRequest, body: CompletionRequest) -> CompletionAnswer:
+    if body.stream:
+        raise ArborError(
+            "Streaming is not served yet: send `stream: false`.", code="unsupported", fields={"stream": []}
+        )
+    if sum(len(message.text()) for message in body.messages) > MAX_TEXT_CHARACTERS:
+        raise ArborError(f"The messages hold more than {MAX_TEXT_CHARACTERS} characters.", fields={"messages": []})
+    system = "\n\n".join(message.text() for message in body.messages if message.role in ("system", "developer"))
+    conversation = tuple(
+        ChatMessage.text("assistant" if message.role == "assistant" else "user", message.text())
+        for message in body.messages
+        if message.role not in ("system", "developer")
+    )
+    if not conversation:
+        raise ArborError("Send at least one user message.", fields={"messages": []})
+    done = await completion_create(
+        user=request.auth,
+        model_id=body.model,
+        system=system,
+        messages=conversation,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        temperature=body.temperature,
+    )
+    usage = done.usage
+    return CompletionAnswer(
+        id=f"chatcmpl-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        model=done.model_id,
+        choices=[Choice(message=AnswerMessage(content=done.text), finish_reason=done.finish_reason)],
+        usage=CompletionUsage(
+            prompt_tokens=usage.input_tokens,
+            completion_tokens=usage.output_tokens,
+            total_tokens=usage.input_tokens + usage.output_tokens,
+        ),
     )

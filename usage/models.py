@@ -44,6 +44,7 @@ class Kind(models.TextChoices):
     TITLE = "title"
     SUGGESTIONS = "suggestions"
     ARTIFACT = "artifact"
+    API = "api"  # a call through the OpenAI-compatible API (gateway)
 
 
 class Outcome(models.TextChoices):

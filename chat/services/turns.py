@@ -99,7 +99,7 @@ def _owned_message(user: User, message_id: Any) -> Message:
     return message
 
 
-def _checked_model(user: User, model_id: str) -> Route:
+def route_checked(user: User, model_id: str) -> Route:
     """The route to `model_id` (or the user's default when empty), if the user may call it now."""
     if not model_id:
         default = default_model_for(user)
@@ -137,7 +137,7 @@ def _spend_refused(refusal: AccountDisabled | QuotaExceeded) -> TurnRefused:
     return TurnRefused("quota_exceeded", refusal.message, retry_after=refusal.retry_after)
 
 
-def _admit(user: User, estimated_input: int, route: Route) -> dict[str, Any]:
+def turn_admission(user: User, estimated_input: int, route: Route) -> dict[str, Any]:
     """Take one message, reserve tokens and (platform models) the estimated cost against the
     spend quota; the reservation, for the runner to settle. Run inside the turn's transaction:
     a refusal raised here rolls back whatever was taken before it."""
@@ -203,7 +203,7 @@ def turn_send(
     try:
         if not model_id and chat_id:
             model_id = _owned_chat(user, chat_id).default_model  # the chat's model: read once more, rarely
-        route = _checked_model(user, model_id or "")
+        route = route_checked(user, model_id or "")
         images = _checked_images(user, route, attachments)
     except TurnRefused:
         # A repeated send is answered with its turn whatever has changed since (checked here
@@ -338,7 +338,7 @@ def _send_saved(
     model = route.model_id
     content = question.text
     with transaction.atomic():
-        reservation = _admit(user, _estimate_tokens(content, len(images)), route)
+        reservation = turn_admission(user, _estimate_tokens(content, len(images)), route)
         reply = Message(
             role=Role.ASSISTANT, content=[], model_id=model, status=Status.STREAMING, reservation=reservation
         )
@@ -413,7 +413,7 @@ def turn_edit(
     images_before = parts_of_type(original.content, "image")
     if not content.strip() and not (attachments if attachments is not None else images_before):
         raise TurnRefused("bad_request", "The message is empty.")
-    route = _checked_model(user, model_id or original.chat.default_model)
+    route = route_checked(user, model_id or original.chat.default_model)
     model = route.model_id
     if attachments is None:
         images = images_before
@@ -421,7 +421,7 @@ def turn_edit(
     else:
         images = _checked_images(user, route, attachments)
     with transaction.atomic():
-        reservation = _admit(user, _estimate_tokens(content, len(images)), route)
+        reservation = turn_admission(user, _estimate_tokens(content, len(images)), route)
         edited = message_edit(message=original, content=_text_parts(content, images), text=content)
         reply = _reply_placeholder(original.chat, edited, model, reservation)
     return TurnStarted(chat=original.chat, user_message=edited, assistant_message=reply, created=True, route=route)
@@ -432,10 +432,10 @@ def turn_regenerate(*, user: User, message_id: Any, model_id: str | None = None)
     original = _owned_message(user, message_id)
     if original.role != Role.ASSISTANT or original.parent is None:
         raise TurnRefused("bad_request", "Only replies can be regenerated.")
-    route = _checked_model(user, model_id or original.model_id or original.chat.default_model)
+    route = route_checked(user, model_id or original.model_id or original.chat.default_model)
     model = route.model_id
     with transaction.atomic():
-        reservation = _admit(user, _estimate_tokens(original.parent.text), route)
+        reservation = turn_admission(user, _estimate_tokens(original.parent.text), route)
         reply = message_regenerate(message=original, model_id=model, reservation=reservation)
     return TurnStarted(chat=original.chat, user_message=None, assistant_message=reply, created=True, route=route)
 

@@ -12,6 +12,8 @@ from django.test import Client
 
 from accounts.tests.factories import UserFactory
 from accounts.tokens import token_create
+from providers.testing.base import Say, reply
+from providers.testing.openai_server import OpenAIServer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_platform_keys")]
 
@@ -48,3 +50,92 @@ def test_the_sdk_is_refused_with_openai_s_authentication_error_for_a_bad_token(s
 def test_a_session_does_not_open_the_openai_compatible_api(client: Client) -> None:
     client.force_login(UserFactory())
     assert client.get("/v1/models").status_code == 401
+
+
+# --- POST /v1/chat/completions ------------------------------------------------------------------
+MODEL = "openai:gpt-5-mini"
+
+
+def _user_with_access(**tier_fields: object) -> object:
+    from accounts.tests.factories import TierFactory
+    from providers.catalog import catalog_seed
+
+    user = UserFactory(tier=TierFactory(**tier_fields)) if tier_fields else UserFactory()
+    catalog_seed()  # after the users: it grants its models to their tiers
+    if tier_fields:
+        from providers.models import Model, TierAccess
+
+        access, _ = TierAccess.objects.get_or_create(tier=user.tier)
+        access.allowed_models.add(Model.objects.get(model_id=MODEL))
+    return user
+
+
+def test_the_sdk_gets_a_completion_billed_and_recorded_as_an_api_call(
+    sdk_http: httpx2.Client, openai_fake: OpenAIServer
+) -> None:
+    from usage.models import UsageRecord
+
+    openai_fake.script(reply(Say("Hello from "), Say("the fake.")))
+    user = _user_with_access()
+    secret = token_create(user=user, name="sdk", scope="chat").secret
+    answer = _sdk(sdk_http, secret).chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+        max_tokens=50,
+    )
+    assert answer.choices[0].message.content == "Hello from the fake."
+    assert answer.choices[0].finish_reason == "stop" and answer.model == MODEL
+    record = UsageRecord.objects.get(user=user)
+    assert (record.kind, record.model_id, record.outcome) == ("api", MODEL, "complete")
+    assert answer.usage is not None and answer.usage.completion_tokens == record.output_tokens
+    sent = openai_fake.requests[-1].body
+    assert "Be brief." in str(sent["messages"][0]["content"])
+    assert 50 in (sent.get("max_completion_tokens"), sent.get("max_tokens"))
+
+
+def test_a_call_past_the_rate_limit_is_refused_429_with_retry_after(
+    sdk_http: httpx2.Client, openai_fake: OpenAIServer
+) -> None:
+    openai_fake.script(reply(Say("One.")))
+    user = _user_with_access(message_capacity=1, messages_per_minute=1)
+    client = _sdk(sdk_http, token_create(user=user, name="sdk", scope="chat").secret)
+    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "1"}])
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "2"}])
+    assert refused.value.body["code"] == "rate_limited"  # type: ignore[index]
+    assert int(refused.value.response.headers["Retry-After"]) > 0
+    assert len(openai_fake.requests) == 1  # the refused call reached no vendor
+
+
+def test_a_call_past_the_spend_quota_is_refused_429(sdk_http: httpx2.Client, openai_fake: OpenAIServer) -> None:
+    from decimal import Decimal
+
+    from usage.services.quotas import tier_quota_set
+
+    user = _user_with_access()
+    tier_quota_set(tier_id=user.tier_id, daily=Decimal("0.000001"), monthly=None)
+    client = _sdk(sdk_http, token_create(user=user, name="sdk", scope="chat").secret)
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
+    assert refused.value.body["code"] == "quota_exceeded"  # type: ignore[index]
+    assert openai_fake.requests == []
+
+
+def test_an_unknown_model_is_openai_s_not_found(sdk_http: httpx2.Client, openai_fake: OpenAIServer) -> None:
+    client = _sdk(sdk_http, token_create(user=_user_with_access(), name="sdk", scope="chat").secret)
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="openai:no-such-model", messages=[{"role": "user", "content": "Hi"}])
+
+
+def test_a_read_token_may_not_call_a_model(sdk_http: httpx2.Client, openai_fake: OpenAIServer) -> None:
+    client = _sdk(sdk_http, token_create(user=_user_with_access(), name="sdk", scope="read").secret)
+    with pytest.raises(openai.PermissionDeniedError):
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
+    assert openai_fake.requests == []
+
+
+def test_streaming_is_refused_clearly_until_it_is_served(sdk_http: httpx2.Client, openai_fake: OpenAIServer) -> None:
+    client = _sdk(sdk_http, token_create(user=_user_with_access(), name="sdk", scope="chat").secret)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], stream=True)
+    assert refused.value.body["param"] == "stream"  # type: ignore[index]

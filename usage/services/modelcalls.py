@@ -28,7 +28,16 @@ from uuid import UUID
 from django.db import connection
 from django.utils import timezone
 
-from providers.contract import ChatRequest, ErrorCode, ProviderError, TextDelta, TextPart, Usage
+from providers.contract import (
+    ChatRequest,
+    ErrorCode,
+    Finish,
+    FinishReason,
+    ProviderError,
+    TextDelta,
+    TextPart,
+    Usage,
+)
 from providers.routing import Route
 from usage.models import Kind
 from usage.services.quotas import period_starts
@@ -49,6 +58,7 @@ class ModelCall:
     total_ms: int = 0
     error: ProviderError | None = None
     cut: bool = False  # ended by the caller's `max_chars`, not by the model
+    finish: FinishReason = FinishReason.STOP  # as the model said it ended (length: its max tokens)
     sent_tokens: int = 0  # an estimate of the request's size, charged when no usage is reported
 
     @property
@@ -94,6 +104,8 @@ async def model_text(
                         await on_text(text)
                 elif isinstance(event, Usage):
                     call.usage = event
+                elif isinstance(event, Finish):
+                    call.finish = event.reason
     except ProviderError as error:
         call.error = error
     except TimeoutError:

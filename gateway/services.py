@@ -1,0 +1,101 @@
+"""A chat completion for the OpenAI-compatible API: the same model path as a chat turn.
+
+The model is resolved as a turn's is (`route_checked`: the tier's models, the user's own keys'
+and endpoints'); the call is admitted as a turn is (`turn_admission`: a message and the tokens
+from the rate limits, the estimated cost from the spend quota, in one transaction); it runs
+through the route with its retries, failover and breaker (`model_text`); and it is billed and
+recorded as every call is (`model_call_bill`, kind `api`), settling the reservation. No prompt
+layer of Arbor's is added: the caller's messages are the whole prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from accounts.models import User
+from chat.generation import sync_db
+from chat.services.turns import TurnRefused, route_checked, turn_admission
+from common.errors import ArborError
+from providers.contract import ChatMessage, ChatRequest, ProviderError, Usage
+from providers.routing import Route
+from usage.models import Kind
+from usage.services import model_call_bill, model_text
+from usage.services.modelcalls import estimated_tokens
+
+# A turn's refusal codes, as HTTP answers.
+REFUSAL_STATUS = {
+    "rate_limited": 429,
+    "quota_exceeded": 429,
+    "account_disabled": 403,
+    "endpoint_refused": 403,
+    "unknown_model": 404,
+    "model_disabled": 404,
+    "not_in_tier": 404,  # as OpenAI answers a model the key may not use
+    "no_model": 404,
+    "no_credentials": 503,
+    "no_base_url": 503,
+}
+
+
+class CompletionRefused(ArborError):
+    status = 400
+    code = "invalid_request"
+
+
+@dataclass(frozen=True)
+class Completion:
+    model_id: str
+    text: str
+    finish_reason: str
+    usage: Usage
+
+
+def _refused(refusal: TurnRefused) -> CompletionRefused:
+    headers = {"Retry-After": str(int(refusal.retry_after))} if refusal.retry_after is not None else None
+    return CompletionRefused(
+        refusal.message, code=refusal.code, status=REFUSAL_STATUS.get(refusal.code, 400), headers=headers
+    )
+
+
+async def completion_create(
+    *,
+    user: User,
+    model_id: str,
+    system: str,
+    messages: tuple[ChatMessage, ...],
+    max_tokens: int | None,
+    temperature: float | None,
+) -> Completion:
+    """Call `model_id` for `user` with the conversation, and bill it. A refusal (no such model,
+    the rate limits, the spend quota) calls nothing; a provider's failure is billed for what it
+    wrote, then raised with the provider's code (502). Async: the call waits on the event loop,
+    its two database steps on the generations' database threads (`sync_db`), so a long
+    completion holds no thread."""
+    request = ChatRequest(model="", messages=messages, system=system, temperature=temperature, max_tokens=max_tokens)
+    route, reservation = await _admitted(user, model_id, request)
+    call = await model_text(route, request, timeout=settings.REPLY_MAX_SECONDS)
+    usage = await sync_db(model_call_bill)(
+        call, user_id=user.pk, kind=Kind.API, model_id=route.model_id, reservation=reservation
+    )
+    if call.error is not None:
+        raise _provider_failed(call.error)
+    return Completion(model_id=route.model_id, text=call.text, finish_reason=str(call.finish), usage=usage)
+
+
+@sync_db
+def _admitted(user: User, model_id: str, request: ChatRequest) -> tuple[Route, dict[str, Any]]:
+    """The route, and the call admitted on it (the reservation to settle), as a turn is."""
+    try:
+        route = route_checked(user, model_id)
+        with transaction.atomic():
+            return route, turn_admission(user, estimated_tokens(request), route)
+    except TurnRefused as refusal:
+        raise _refused(refusal) from None
+
+
+def _provider_failed(error: ProviderError) -> CompletionRefused:
+    return CompletionRefused(error.message, code=str(error.code), status=502)
