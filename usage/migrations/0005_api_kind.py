@@ -4,20 +4,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('usage', '0004_bill_functions'),
+        ("usage", "0004_bill_functions"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='usagedaily',
-            name='kind',
-            field=models.CharField(choices=[('chat', 'Chat'), ('title', 'Title'), ('suggestions', 'Suggestions'), ('artifact', 'Artifact'), ('api', 'Api')], max_length=16),
+            model_name="usagedaily",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("chat", "Chat"),
+                    ("title", "Title"),
+                    ("suggestions", "Suggestions"),
+                    ("artifact", "Artifact"),
+                    ("api", "Api"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='usagerecord',
-            name='kind',
-            field=models.CharField(choices=[('chat', 'Chat'), ('title', 'Title'), ('suggestions', 'Suggestions'), ('artifact', 'Artifact'), ('api', 'Api')], max_length=16),
+            model_name="usagerecord",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("chat", "Chat"),
+                    ("title", "Title"),
+                    ("suggestions", "Suggestions"),
+                    ("artifact", "Artifact"),
+                    ("api", "Api"),
+                ],
+                max_length=16,
+            ),
         ),
     ]
