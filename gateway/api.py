@@ -4,16 +4,18 @@ editors' AI plugins, CLIs), authenticated by a personal access token (`accounts.
 Its own ninja API, apart from Arbor's `/api/`: requests and answers take OpenAI's shapes, errors
 too (`{"error": {"message", "type", "param", "code"}}`), and only a bearer token signs in (no
 session, so no CSRF). Served: `GET /v1/models` (what the token's user may pick) and
-`POST /v1/chat/completions` (text, without streaming: `gateway.services`).
+`POST /v1/chat/completions` (text, streamed or not: `gateway.services`).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+import orjson
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.cache import add_never_cache_headers
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -21,7 +23,7 @@ from pydantic import ConfigDict, Field
 
 from accounts.api import PersonalTokenAuth
 from common.errors import ArborError
-from gateway.services import completion_create
+from gateway.services import Completion, CompletionRefused, completion_admit, completion_create, completion_stream
 from providers.contract import ChatMessage
 from providers.selectors import models_available_to
 
@@ -126,6 +128,12 @@ class Message(Schema):
         return self.content or ""
 
 
+class StreamOptions(Schema):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False
+
+
 class CompletionRequest(Schema):
     """OpenAI's request; fields Arbor does not act on (n, logprobs, seed, …) are ignored."""
 
@@ -137,6 +145,7 @@ class CompletionRequest(Schema):
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     stream: bool = False
+    stream_options: StreamOptions | None = None
 
 
 class AnswerMessage(Schema):
@@ -165,12 +174,8 @@ class CompletionAnswer(Schema):
     usage: CompletionUsage
 
 
-@v1.post("/chat/completions", response=CompletionAnswer, summary="A chat completion (text; no streaming yet)")
-async def chat_completions(request: HttpRequest, body: CompletionRequest) -> CompletionAnswer:
-    if body.stream:
-        raise ArborError(
-            "Streaming is not served yet: send `stream: false`.", code="unsupported", fields={"stream": []}
-        )
+@v1.post("/chat/completions", response=CompletionAnswer, summary="A chat completion (text), streamed or not")
+async def chat_completions(request: HttpRequest, body: CompletionRequest) -> Any:
     if sum(len(message.text()) for message in body.messages) > MAX_TEXT_CHARACTERS:
         raise ArborError(f"The messages hold more than {MAX_TEXT_CHARACTERS} characters.", fields={"messages": []})
     system = "\n\n".join(message.text() for message in body.messages if message.role in ("system", "developer"))
@@ -181,23 +186,80 @@ async def chat_completions(request: HttpRequest, body: CompletionRequest) -> Com
     )
     if not conversation:
         raise ArborError("Send at least one user message.", fields={"messages": []})
-    done = await completion_create(
-        user=request.auth,
-        model_id=body.model,
-        system=system,
-        messages=conversation,
-        max_tokens=body.max_completion_tokens or body.max_tokens,
-        temperature=body.temperature,
-    )
-    usage = done.usage
+    call = {
+        "user": request.auth,
+        "model_id": body.model,
+        "system": system,
+        "messages": conversation,
+        "max_tokens": body.max_completion_tokens or body.max_tokens,
+        "temperature": body.temperature,
+    }
+    if body.stream:
+        # Admitted before the first byte: a refusal is an HTTP error, not a broken stream.
+        admitted = await completion_admit(**call)
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
+        events = _events(completion_stream(admitted), model_id=admitted.route.model_id, include_usage=include_usage)
+        response = StreamingHttpResponse(events, content_type="text/event-stream")
+        response["X-Accel-Buffering"] = "no"  # a proxy must pass each chunk on as it comes
+        add_never_cache_headers(response)
+        return response
+    done = await completion_create(**call)
     return CompletionAnswer(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         created=int(time.time()),
         model=done.model_id,
         choices=[Choice(message=AnswerMessage(content=done.text), finish_reason=done.finish_reason)],
-        usage=CompletionUsage(
-            prompt_tokens=usage.input_tokens,
-            completion_tokens=usage.output_tokens,
-            total_tokens=usage.input_tokens + usage.output_tokens,
-        ),
+        usage=_usage(done),
     )
+
+
+def _usage(done: Completion) -> CompletionUsage:
+    usage = done.usage
+    return CompletionUsage(
+        prompt_tokens=usage.input_tokens,
+        completion_tokens=usage.output_tokens,
+        total_tokens=usage.input_tokens + usage.output_tokens,
+    )
+
+
+async def _events(
+    pieces: AsyncIterator[str | Completion], *, model_id: str, include_usage: bool
+) -> AsyncIterator[bytes]:
+    """OpenAI's server-sent events: a `chat.completion.chunk` per piece of text, one with the
+    finish reason, one with the usage when asked for, then `[DONE]`. A failure after the
+    stream began is an `error` event (OpenAI's SDKs raise it)."""
+    head = {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model_id,
+    }
+
+    def event(data: Any) -> bytes:
+        return b"data: " + orjson.dumps(data) + b"\n\n"
+
+    def chunk(delta: dict[str, str], finish_reason: str | None = None) -> bytes:
+        return event({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]})
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        async for piece in pieces:
+            if isinstance(piece, Completion):
+                yield chunk({}, piece.finish_reason)
+                if include_usage:
+                    yield event({**head, "choices": [], "usage": _usage(piece).model_dump()})
+            else:
+                yield chunk({"content": piece})
+    except CompletionRefused as failure:
+        status = failure.status_code
+        yield event(
+            {
+                "error": {
+                    "message": failure.message,
+                    "type": ERROR_TYPES.get(status, "api_error"),
+                    "param": None,
+                    "code": failure.code,
+                }
+            }
+        )
+    yield b"data: [DONE]\n\n"

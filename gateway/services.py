@@ -10,6 +10,9 @@ layer of Arbor's is added: the caller's messages are the whole prompt.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +25,8 @@ from chat.services.turns import TurnRefused, route_checked, turn_admission
 from common.errors import ArborError
 from providers.contract import ChatMessage, ChatRequest, ProviderError, Usage
 from providers.routing import Route
-from usage.models import Kind
-from usage.services import model_call_bill, model_text
+from usage.models import Kind, Outcome
+from usage.services import ModelCall, model_call_bill, model_text
 from usage.services.modelcalls import estimated_tokens
 
 # A turn's refusal codes, as HTTP answers.
@@ -61,6 +64,78 @@ def _refused(refusal: TurnRefused) -> CompletionRefused:
     )
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """A call admitted and not yet made: its route, request and the reservation to settle."""
+
+    user_id: int
+    route: Route
+    request: ChatRequest
+    reservation: dict[str, Any]
+
+
+async def completion_admit(
+    *,
+    user: User,
+    model_id: str,
+    system: str,
+    messages: tuple[ChatMessage, ...],
+    max_tokens: int | None,
+    temperature: float | None,
+) -> Admitted:
+    """Resolve and admit a call as `completion_create` does, without making it (a stream is
+    admitted before its first byte, so a refusal is an HTTP error, not a broken stream)."""
+    request = ChatRequest(model="", messages=messages, system=system, temperature=temperature, max_tokens=max_tokens)
+    route, reservation = await _admitted(user, model_id, request)
+    return Admitted(user_id=user.pk, route=route, request=request, reservation=reservation)
+
+
+async def completion_stream(admitted: Admitted) -> AsyncIterator[str | Completion]:
+    """The text as the model writes it, piece by piece, then the billed `Completion`; a
+    provider's failure is billed, then raised (`CompletionRefused`). Closed early (the client
+    went away), the call is stopped and billed for what it wrote, as a stopped reply is."""
+    pieces: asyncio.Queue[str | None] = asyncio.Queue()
+    written: list[str] = []
+
+    async def text(piece: str) -> None:
+        written.append(piece)
+        pieces.put_nowait(piece)
+
+    async def call_model() -> ModelCall:
+        try:
+            return await model_text(admitted.route, admitted.request, on_text=text, timeout=settings.REPLY_MAX_SECONDS)
+        finally:
+            pieces.put_nowait(None)
+
+    calling = asyncio.ensure_future(call_model())
+    try:
+        while (piece := await pieces.get()) is not None:
+            yield piece
+        call = await calling
+    finally:
+        if not calling.done():
+            calling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await calling
+            stopped = ModelCall(text="".join(written), sent_tokens=estimated_tokens(admitted.request))
+            await asyncio.shield(_bill(admitted, stopped, outcome=Outcome.STOPPED))
+    usage = await _bill(admitted, call)
+    if call.error is not None:
+        raise _provider_failed(call.error)
+    yield Completion(model_id=admitted.route.model_id, text=call.text, finish_reason=str(call.finish), usage=usage)
+
+
+async def _bill(admitted: Admitted, call: ModelCall, outcome: str = "") -> Usage:
+    return await sync_db(model_call_bill)(
+        call,
+        user_id=admitted.user_id,
+        kind=Kind.API,
+        model_id=admitted.route.model_id,
+        reservation=admitted.reservation,
+        outcome=outcome,
+    )
+
+
 async def completion_create(
     *,
     user: User,
@@ -75,15 +150,14 @@ async def completion_create(
     wrote, then raised with the provider's code (502). Async: the call waits on the event loop,
     its two database steps on the generations' database threads (`sync_db`), so a long
     completion holds no thread."""
-    request = ChatRequest(model="", messages=messages, system=system, temperature=temperature, max_tokens=max_tokens)
-    route, reservation = await _admitted(user, model_id, request)
-    call = await model_text(route, request, timeout=settings.REPLY_MAX_SECONDS)
-    usage = await sync_db(model_call_bill)(
-        call, user_id=user.pk, kind=Kind.API, model_id=route.model_id, reservation=reservation
+    admitted = await completion_admit(
+        user=user, model_id=model_id, system=system, messages=messages, max_tokens=max_tokens, temperature=temperature
     )
+    call = await model_text(admitted.route, admitted.request, timeout=settings.REPLY_MAX_SECONDS)
+    usage = await _bill(admitted, call)
     if call.error is not None:
         raise _provider_failed(call.error)
-    return Completion(model_id=route.model_id, text=call.text, finish_reason=str(call.finish), usage=usage)
+    return Completion(model_id=admitted.route.model_id, text=call.text, finish_reason=str(call.finish), usage=usage)
 
 
 @sync_db

@@ -12,7 +12,7 @@ from django.test import Client
 
 from accounts.tests.factories import UserFactory
 from accounts.tokens import token_create
-from providers.testing.base import Say, reply
+from providers.testing.base import Count, Say, reply
 from providers.testing.openai_server import OpenAIServer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_platform_keys")]
@@ -134,8 +134,49 @@ def test_a_read_token_may_not_call_a_model(sdk_http: httpx2.Client, openai_fake:
     assert openai_fake.requests == []
 
 
-def test_streaming_is_refused_clearly_until_it_is_served(sdk_http: httpx2.Client, openai_fake: OpenAIServer) -> None:
-    client = _sdk(sdk_http, token_create(user=_user_with_access(), name="sdk", scope="chat").secret)
-    with pytest.raises(openai.BadRequestError) as refused:
-        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], stream=True)
-    assert refused.value.body["param"] == "stream"  # type: ignore[index]
+def test_the_sdk_streams_a_completion_and_its_usage(sdk_http: httpx2.Client, openai_fake: OpenAIServer) -> None:
+    from usage.models import UsageRecord
+
+    openai_fake.script(reply(Say("Streamed "), Say("words."), Count(7, 2)))
+    user = _user_with_access()
+    client = _sdk(sdk_http, token_create(user=user, name="sdk", scope="chat").secret)
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices) == "Streamed words."
+    assert [chunk.choices[0].finish_reason for chunk in chunks if chunk.choices][-1] == "stop"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 2
+    record = UsageRecord.objects.get(user=user)
+    assert (record.kind, record.outcome, record.output_tokens) == ("api", "complete", 2)
+
+
+async def test_a_stream_its_client_left_is_stopped_and_billed_for_what_it_wrote(openai_fake: OpenAIServer) -> None:
+    from asgiref.sync import sync_to_async
+
+    from gateway.services import completion_admit, completion_stream
+    from providers.contract import ChatMessage
+    from usage.models import UsageRecord
+
+    openai_fake.script(reply(*[Say(f"w{index} ") for index in range(200)], delay=0.02))
+    user = await sync_to_async(_user_with_access)()
+    admitted = await completion_admit(
+        user=user,
+        model_id=MODEL,
+        system="",
+        messages=(ChatMessage.text("user", "Count"),),
+        max_tokens=None,
+        temperature=None,
+    )
+    stream = completion_stream(admitted)
+    read = [await anext(stream) for _ in range(20)]
+    assert "".join(read).startswith("w0 w1 w2 ")
+    await stream.aclose()
+    record = await sync_to_async(UsageRecord.objects.get)(user=user)
+    assert (record.kind, record.outcome) == ("api", "stopped")
+    # Estimated from what it wrote (a token per four characters), not from the whole reply.
+    assert len("".join(read)) // 4 <= record.output_tokens < len("".join(f"w{index} " for index in range(200))) // 4
