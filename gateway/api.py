@@ -23,8 +23,9 @@ from pydantic import ConfigDict, Field
 
 from accounts.api import PersonalTokenAuth
 from common.errors import ArborError
+from gateway.images import image_part
 from gateway.services import Completion, CompletionRefused, completion_admit, completion_create, completion_stream
-from providers.contract import ChatMessage
+from providers.contract import ChatMessage, ImagePart, TextPart
 from providers.selectors import models_available_to
 
 MAX_MESSAGES = 1_000
@@ -116,16 +117,37 @@ class TextContent(Schema):
     text: str
 
 
+class ImageURL(Schema):
+    url: str
+    detail: str | None = None
+
+
+class ImageContent(Schema):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
 class Message(Schema):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextContent] | None = None
+    content: str | list[Annotated[TextContent | ImageContent, Field(discriminator="type")]] | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):
-            return "".join(part.text for part in self.content)
+            return "".join(part.text for part in self.content if isinstance(part, TextContent))
         return self.content or ""
+
+    def parts(self) -> tuple[TextPart | ImagePart, ...]:
+        """The message as the contract's parts: its text, then its images (user messages only)."""
+        images = [part for part in self.content or () if isinstance(part, ImageContent)]
+        if images and self.role != "user":
+            raise ArborError("Only user messages carry images.", fields={"messages": []})
+        text = self.text()
+        return (
+            *((TextPart(text),) if text or not images else ()),
+            *(image_part(image.image_url.url) for image in images),
+        )
 
 
 class StreamOptions(Schema):
@@ -180,7 +202,7 @@ async def chat_completions(request: HttpRequest, body: CompletionRequest) -> Any
         raise ArborError(f"The messages hold more than {MAX_TEXT_CHARACTERS} characters.", fields={"messages": []})
     system = "\n\n".join(message.text() for message in body.messages if message.role in ("system", "developer"))
     conversation = tuple(
-        ChatMessage.text("assistant" if message.role == "assistant" else "user", message.text())
+        ChatMessage(role="assistant" if message.role == "assistant" else "user", parts=message.parts())
         for message in body.messages
         if message.role not in ("system", "developer")
     )

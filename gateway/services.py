@@ -22,8 +22,9 @@ from django.db import transaction
 from accounts.models import User
 from chat.generation import sync_db
 from chat.services.turns import TurnRefused, route_checked, turn_admission
+from chat.services.uploads import IMAGE_TOKENS
 from common.errors import ArborError
-from providers.contract import ChatMessage, ChatRequest, ProviderError, Usage
+from providers.contract import ChatMessage, ChatRequest, ImagePart, ProviderError, Usage
 from providers.routing import Route
 from usage.models import Kind, Outcome
 from usage.services import ModelCall, model_call_bill, model_text
@@ -165,8 +166,15 @@ def _admitted(user: User, model_id: str, request: ChatRequest) -> tuple[Route, d
     """The route, and the call admitted on it (the reservation to settle), as a turn is."""
     try:
         route = route_checked(user, model_id)
+    except TurnRefused as refusal:
+        raise _refused(refusal) from None
+    images = sum(isinstance(part, ImagePart) for message in request.messages for part in message.parts)
+    if images and "image" not in route.input_modalities:
+        message = f"{route.display_name} does not take images: pick a model that does."
+        raise CompletionRefused(message, code="images_not_supported", fields={"messages": []})
+    try:
         with transaction.atomic():
-            return route, turn_admission(user, estimated_tokens(request), route)
+            return route, turn_admission(user, estimated_tokens(request) + images * IMAGE_TOKENS, route)
     except TurnRefused as refusal:
         raise _refused(refusal) from None
 

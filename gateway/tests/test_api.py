@@ -180,3 +180,52 @@ async def test_a_stream_its_client_left_is_stopped_and_billed_for_what_it_wrote(
     assert (record.kind, record.outcome) == ("api", "stopped")
     # Estimated from what it wrote (a token per four characters), not from the whole reply.
     assert len("".join(read)) // 4 <= record.output_tokens < len("".join(f"w{index} " for index in range(200))) // 4
+
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+def _looking_at(url: str) -> list[dict[str, object]]:
+    content = [{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]
+    return [{"role": "user", "content": content}]
+
+
+def test_an_image_as_a_data_url_reaches_a_vision_model(sdk_http: httpx2.Client, openai_fake: OpenAIServer) -> None:
+    openai_fake.script(reply(Say("A dot.")))
+    client = _sdk(sdk_http, token_create(user=_user_with_access(), name="sdk", scope="chat").secret)
+    answer = client.chat.completions.create(model=MODEL, messages=_looking_at(f"data:image/png;base64,{PNG}"))
+    assert answer.choices[0].message.content == "A dot."
+    sent = str(openai_fake.requests[-1].body["messages"])
+    assert PNG in sent and "What is this?" in sent
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("https://example.com/cat.png", "unsupported_image"),  # never fetched
+        ("data:image/png;base64,bm90IGFuIGltYWdlIGF0IGFsbA==", "unsupported_image"),  # not an image's bytes
+        ("data:image/png;base64,!!!!", "invalid"),
+    ],
+)
+def test_an_image_arbor_will_not_take_is_refused_before_any_call(
+    sdk_http: httpx2.Client, openai_fake: OpenAIServer, url: str, code: str
+) -> None:
+    client = _sdk(sdk_http, token_create(user=_user_with_access(), name="sdk", scope="chat").secret)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=MODEL, messages=_looking_at(url))
+    assert refused.value.body["code"] == code  # type: ignore[index]
+    assert openai_fake.requests == []
+
+
+def test_an_image_for_a_model_that_takes_none_is_refused(sdk_http: httpx2.Client, openai_fake: OpenAIServer) -> None:
+    from providers.catalogcache import catalog_changed
+    from providers.models import Model
+
+    user = _user_with_access()
+    Model.objects.filter(model_id=MODEL).update(input_modalities=["text"])
+    catalog_changed()
+    client = _sdk(sdk_http, token_create(user=user, name="sdk", scope="chat").secret)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=MODEL, messages=_looking_at(f"data:image/png;base64,{PNG}"))
+    assert refused.value.body["code"] == "images_not_supported"  # type: ignore[index]
+    assert openai_fake.requests == []
