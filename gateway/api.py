@@ -25,11 +25,12 @@ from accounts.api import PersonalTokenAuth
 from common.errors import ArborError
 from gateway.images import image_part
 from gateway.services import Completion, CompletionRefused, completion_admit, completion_create, completion_stream
-from providers.contract import ChatMessage, ImagePart, TextPart
+from providers.contract import ChatMessage, ImagePart, TextPart, ToolCall, ToolSpec
 from providers.selectors import models_available_to
 
 MAX_MESSAGES = 1_000
 MAX_TEXT_CHARACTERS = 400_000  # of all messages together: a long context, not an unbounded one
+MAX_TOOLS = 128  # as OpenAI allows
 
 # OpenAI's error `type` for each status Arbor answers with.
 ERROR_TYPES = {
@@ -127,11 +128,36 @@ class ImageContent(Schema):
     image_url: ImageURL
 
 
+class FunctionCall(Schema):
+    name: str
+    arguments: str
+
+
+class ToolCallIn(Schema):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class Message(Schema):
     model_config = ConfigDict(extra="ignore")
 
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[Annotated[TextContent | ImageContent, Field(discriminator="type")]] | None = None
+    tool_calls: list[ToolCallIn] | None = None  # an assistant's, as an earlier answer gave them
+    tool_call_id: str | None = None  # a tool message's: the call it answers
+
+    def as_contract(self) -> ChatMessage:
+        if self.role == "tool":
+            if not self.tool_call_id:
+                raise ArborError("A tool message names its `tool_call_id`.", fields={"messages": []})
+            return ChatMessage(role="tool", parts=(TextPart(self.text()),), tool_call_id=self.tool_call_id)
+        calls = tuple(ToolCall(call.id, call.function.name, call.function.arguments) for call in self.tool_calls or ())
+        return ChatMessage(
+            role="assistant" if self.role == "assistant" else "user", parts=self.parts(), tool_calls=calls
+        )
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -148,6 +174,19 @@ class Message(Schema):
             *((TextPart(text),) if text or not images else ()),
             *(image_part(image.image_url.url) for image in images),
         )
+
+
+class FunctionSpec(Schema):
+    model_config = ConfigDict(extra="ignore")
+
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class ToolIn(Schema):
+    type: Literal["function"]
+    function: FunctionSpec
 
 
 class StreamOptions(Schema):
@@ -168,11 +207,19 @@ class CompletionRequest(Schema):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    tools: Annotated[list[ToolIn], Field(max_length=MAX_TOOLS)] | None = None
+
+
+class ToolCallOut(Schema):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
 
 
 class AnswerMessage(Schema):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCallOut] | None = None
 
 
 class Choice(Schema):
@@ -202,9 +249,7 @@ async def chat_completions(request: HttpRequest, body: CompletionRequest) -> Any
         raise ArborError(f"The messages hold more than {MAX_TEXT_CHARACTERS} characters.", fields={"messages": []})
     system = "\n\n".join(message.text() for message in body.messages if message.role in ("system", "developer"))
     conversation = tuple(
-        ChatMessage(role="assistant" if message.role == "assistant" else "user", parts=message.parts())
-        for message in body.messages
-        if message.role not in ("system", "developer")
+        message.as_contract() for message in body.messages if message.role not in ("system", "developer")
     )
     if not conversation:
         raise ArborError("Send at least one user message.", fields={"messages": []})
@@ -215,6 +260,10 @@ async def chat_completions(request: HttpRequest, body: CompletionRequest) -> Any
         "messages": conversation,
         "max_tokens": body.max_completion_tokens or body.max_tokens,
         "temperature": body.temperature,
+        "tools": tuple(
+            ToolSpec(tool.function.name, tool.function.description, tool.function.parameters)
+            for tool in body.tools or ()
+        ),
     }
     if body.stream:
         # Admitted before the first byte: a refusal is an HTTP error, not a broken stream.
@@ -230,9 +279,21 @@ async def chat_completions(request: HttpRequest, body: CompletionRequest) -> Any
         id=f"chatcmpl-{uuid.uuid4().hex}",
         created=int(time.time()),
         model=done.model_id,
-        choices=[Choice(message=AnswerMessage(content=done.text), finish_reason=done.finish_reason)],
+        choices=[Choice(message=_answer(done), finish_reason=done.finish_reason)],
         usage=_usage(done),
     )
+
+
+def _tool_calls(done: Completion) -> list[ToolCallOut]:
+    return [
+        ToolCallOut(id=call.id, function=FunctionCall(name=call.name, arguments=call.arguments))
+        for call in done.tool_calls
+    ]
+
+
+def _answer(done: Completion) -> AnswerMessage:
+    calls = _tool_calls(done)
+    return AnswerMessage(content=done.text if done.text or not calls else None, tool_calls=calls or None)
 
 
 def _usage(done: Completion) -> CompletionUsage:
@@ -260,13 +321,16 @@ async def _events(
     def event(data: Any) -> bytes:
         return b"data: " + orjson.dumps(data) + b"\n\n"
 
-    def chunk(delta: dict[str, str], finish_reason: str | None = None) -> bytes:
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
         return event({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]})
 
     yield chunk({"role": "assistant", "content": ""})
     try:
         async for piece in pieces:
             if isinstance(piece, Completion):
+                calls = [{"index": index, **call.model_dump()} for index, call in enumerate(_tool_calls(piece))]
+                if calls:
+                    yield chunk({"tool_calls": calls})  # type: ignore[dict-item]
                 yield chunk({}, piece.finish_reason)
                 if include_usage:
                     yield event({**head, "choices": [], "usage": _usage(piece).model_dump()})

@@ -24,7 +24,7 @@ from chat.generation import sync_db
 from chat.services.turns import TurnRefused, route_checked, turn_admission
 from chat.services.uploads import IMAGE_TOKENS
 from common.errors import ArborError
-from providers.contract import ChatMessage, ChatRequest, ImagePart, ProviderError, Usage
+from providers.contract import ChatMessage, ChatRequest, ImagePart, ProviderError, ToolCall, ToolSpec, Usage
 from providers.routing import Route
 from usage.models import Kind, Outcome
 from usage.services import ModelCall, model_call_bill, model_text
@@ -56,6 +56,7 @@ class Completion:
     text: str
     finish_reason: str
     usage: Usage
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 def _refused(refusal: TurnRefused) -> CompletionRefused:
@@ -83,10 +84,13 @@ async def completion_admit(
     messages: tuple[ChatMessage, ...],
     max_tokens: int | None,
     temperature: float | None,
+    tools: tuple[ToolSpec, ...] = (),
 ) -> Admitted:
     """Resolve and admit a call as `completion_create` does, without making it (a stream is
     admitted before its first byte, so a refusal is an HTTP error, not a broken stream)."""
-    request = ChatRequest(model="", messages=messages, system=system, temperature=temperature, max_tokens=max_tokens)
+    request = ChatRequest(
+        model="", messages=messages, system=system, temperature=temperature, max_tokens=max_tokens, tools=tools
+    )
     route, reservation = await _admitted(user, model_id, request)
     return Admitted(user_id=user.pk, route=route, request=request, reservation=reservation)
 
@@ -123,7 +127,17 @@ async def completion_stream(admitted: Admitted) -> AsyncIterator[str | Completio
     usage = await _bill(admitted, call)
     if call.error is not None:
         raise _provider_failed(call.error)
-    yield Completion(model_id=admitted.route.model_id, text=call.text, finish_reason=str(call.finish), usage=usage)
+    yield _completion(admitted, call, usage)
+
+
+def _completion(admitted: Admitted, call: ModelCall, usage: Usage) -> Completion:
+    return Completion(
+        model_id=admitted.route.model_id,
+        text=call.text,
+        finish_reason=str(call.finish),
+        usage=usage,
+        tool_calls=tuple(call.tool_calls),
+    )
 
 
 async def _bill(admitted: Admitted, call: ModelCall, outcome: str = "") -> Usage:
@@ -145,6 +159,7 @@ async def completion_create(
     messages: tuple[ChatMessage, ...],
     max_tokens: int | None,
     temperature: float | None,
+    tools: tuple[ToolSpec, ...] = (),
 ) -> Completion:
     """Call `model_id` for `user` with the conversation, and bill it. A refusal (no such model,
     the rate limits, the spend quota) calls nothing; a provider's failure is billed for what it
@@ -152,13 +167,19 @@ async def completion_create(
     its two database steps on the generations' database threads (`sync_db`), so a long
     completion holds no thread."""
     admitted = await completion_admit(
-        user=user, model_id=model_id, system=system, messages=messages, max_tokens=max_tokens, temperature=temperature
+        user=user,
+        model_id=model_id,
+        system=system,
+        messages=messages,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        tools=tools,
     )
     call = await model_text(admitted.route, admitted.request, timeout=settings.REPLY_MAX_SECONDS)
     usage = await _bill(admitted, call)
     if call.error is not None:
         raise _provider_failed(call.error)
-    return Completion(model_id=admitted.route.model_id, text=call.text, finish_reason=str(call.finish), usage=usage)
+    return _completion(admitted, call, usage)
 
 
 @sync_db
@@ -168,6 +189,9 @@ def _admitted(user: User, model_id: str, request: ChatRequest) -> tuple[Route, d
         route = route_checked(user, model_id)
     except TurnRefused as refusal:
         raise _refused(refusal) from None
+    if request.tools and not route.supports_tools:
+        message = f"{route.display_name} does not call tools: pick a model that does."
+        raise CompletionRefused(message, code="tools_not_supported", fields={"tools": []})
     images = sum(isinstance(part, ImagePart) for message in request.messages for part in message.parts)
     if images and "image" not in route.input_modalities:
         message = f"{route.display_name} does not take images: pick a model that does."

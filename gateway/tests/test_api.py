@@ -12,7 +12,7 @@ from django.test import Client
 
 from accounts.tests.factories import UserFactory
 from accounts.tokens import token_create
-from providers.testing.base import Count, Say, reply
+from providers.testing.base import Call, Count, Say, reply
 from providers.testing.openai_server import OpenAIServer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_platform_keys")]
@@ -228,4 +228,68 @@ def test_an_image_for_a_model_that_takes_none_is_refused(sdk_http: httpx2.Client
     with pytest.raises(openai.BadRequestError) as refused:
         client.chat.completions.create(model=MODEL, messages=_looking_at(f"data:image/png;base64,{PNG}"))
     assert refused.value.body["code"] == "images_not_supported"  # type: ignore[index]
+    assert openai_fake.requests == []
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+def test_tools_pass_through_and_the_model_s_calls_come_back(sdk_http: httpx2.Client, openai_fake: OpenAIServer) -> None:
+    openai_fake.script(reply(Call("call_1", "get_weather", '{"city": "Paris"}')), reply(Say("Sunny in Paris.")))
+    client = _sdk(sdk_http, token_create(user=_user_with_access(), name="sdk", scope="chat").secret)
+    question = {"role": "user", "content": "Weather in Paris?"}
+    asked = client.chat.completions.create(model=MODEL, messages=[question], tools=[WEATHER_TOOL])
+    (call,) = asked.choices[0].message.tool_calls or []
+    assert (call.id, call.function.name, call.function.arguments) == ("call_1", "get_weather", '{"city": "Paris"}')
+    assert asked.choices[0].finish_reason == "tool_calls"
+    assert openai_fake.requests[-1].body["tools"][0]["function"]["name"] == "get_weather"
+
+    answered = client.chat.completions.create(
+        model=MODEL,
+        messages=[
+            question,
+            {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "22 °C, sunny"},
+        ],
+        tools=[WEATHER_TOOL],
+    )
+    assert answered.choices[0].message.content == "Sunny in Paris."
+    sent = openai_fake.requests[-1].body["messages"]
+    assert [message["role"] for message in sent][-2:] == ["assistant", "tool"]
+    assert sent[-1]["tool_call_id"] == "call_1" and "22 °C" in str(sent[-1]["content"])
+
+
+def test_a_streamed_answer_carries_the_model_s_tool_calls(sdk_http: httpx2.Client, openai_fake: OpenAIServer) -> None:
+    openai_fake.script(reply(Call("call_9", "get_weather", '{"city": "Oslo"}')))
+    client = _sdk(sdk_http, token_create(user=_user_with_access(), name="sdk", scope="chat").secret)
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Oslo?"}], tools=[WEATHER_TOOL], stream=True
+        )
+    )
+    calls = [call for chunk in chunks if chunk.choices for call in chunk.choices[0].delta.tool_calls or ()]
+    assert [(call.id, call.function.name, call.function.arguments) for call in calls] == [
+        ("call_9", "get_weather", '{"city": "Oslo"}')
+    ]
+    assert [chunk.choices[0].finish_reason for chunk in chunks if chunk.choices][-1] == "tool_calls"
+
+
+def test_tools_for_a_model_that_calls_none_are_refused(sdk_http: httpx2.Client, openai_fake: OpenAIServer) -> None:
+    from providers.catalogcache import catalog_changed
+    from providers.models import Model
+
+    user = _user_with_access()
+    Model.objects.filter(model_id=MODEL).update(supports_tools=False)
+    catalog_changed()
+    client = _sdk(sdk_http, token_create(user=user, name="sdk", scope="chat").secret)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], tools=[WEATHER_TOOL])
+    assert refused.value.body["code"] == "tools_not_supported"  # type: ignore[index]
     assert openai_fake.requests == []

@@ -36,6 +36,9 @@ from providers.contract import (
     ProviderError,
     TextDelta,
     TextPart,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
     Usage,
 )
 from providers.routing import Route
@@ -59,6 +62,7 @@ class ModelCall:
     error: ProviderError | None = None
     cut: bool = False  # ended by the caller's `max_chars`, not by the model
     finish: FinishReason = FinishReason.STOP  # as the model said it ended (length: its max tokens)
+    tool_calls: list[ToolCall] = dataclasses.field(default_factory=list)  # asked for, in order
     sent_tokens: int = 0  # an estimate of the request's size, charged when no usage is reported
 
     @property
@@ -75,7 +79,8 @@ async def model_text(
     max_chars: int | None = None,
     timeout: float | None = None,
 ) -> ModelCall:
-    """The text a model writes for `request` through `route`, streamed to `on_text` as it comes.
+    """The text a model writes for `request` through `route`, streamed to `on_text` as it comes,
+    and the tools it asks to call (for a caller that offered tools: the API gateway).
 
     Past `max_chars` the call is ended there (`cut`, the text kept to that point); past `timeout`
     seconds it ends with a `timeout` error. A provider's error ends it the same way. A
@@ -86,6 +91,7 @@ async def model_text(
     stream = RoutedStream(route, request)
     started = time.monotonic()
     parts: list[str] = []
+    calls: dict[int, tuple[str, str, list[str]]] = {}  # index → id, name, the arguments' pieces
     length = 0
     try:
         async with asyncio.timeout(timeout):
@@ -102,22 +108,33 @@ async def model_text(
                     length += len(text)
                     if on_text is not None:
                         await on_text(text)
-                elif isinstance(event, Usage):
-                    call.usage = event
-                elif isinstance(event, Finish):
-                    call.finish = event.reason
+                else:
+                    _note(call, calls, event)
     except ProviderError as error:
         call.error = error
     except TimeoutError:
         call.error = ProviderError(ErrorCode.TIMEOUT, "The model took too long to answer.")
     finally:
         call.text = "".join(parts)
+        call.tool_calls = [ToolCall(id, name, "".join(arguments)) for id, name, arguments in calls.values()]
         call.total_ms = int((time.monotonic() - started) * 1000)
         if stream.served_by is not None:
             call.provider = stream.served_by.provider
         elif stream.attempts:
             call.provider = stream.attempts[-1][0]
     return call
+
+
+def _note(call: ModelCall, calls: dict[int, tuple[str, str, list[str]]], event: object) -> None:
+    """What a call keeps of an event other than its text: usage, how it ended, tool calls."""
+    if isinstance(event, Usage):
+        call.usage = event
+    elif isinstance(event, Finish):
+        call.finish = event.reason
+    elif isinstance(event, ToolCallStart):
+        calls[event.index] = (event.id, event.name, [])
+    elif isinstance(event, ToolCallDelta) and event.index in calls:
+        calls[event.index][2].append(event.arguments)
 
 
 def model_call_bill(
