@@ -5,14 +5,15 @@ browser's session only: a token cannot make, list or revoke tokens."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 from ninja.security import HttpBearer, SessionAuth
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field
 
 from accounts.tokens import token_create, token_revoke, token_user, tokens_of
+from common.schemas import text
 
 
 class BrowserSession(SessionAuth):
@@ -59,7 +60,7 @@ class TokenMade(Token):
 class TokenNew(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: text(min_length=1, max_length=100, strip=True)  # type: ignore[valid-type]
     scope: Literal["read", "chat"]
     # An ISO 8601 text in JSON: read leniently (strict mode takes only datetime objects).
     expires_at: datetime | None = Field(default=None, strict=False, description="Optional, within a year")

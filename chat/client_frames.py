@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 
 from chat.services.turns import MAX_CONTENT_CHARACTERS
 from chat.services.uploads import MAX_ATTACHMENTS
+from common.schemas import text
 
 MAX_MODEL_CHARACTERS = 200
 MAX_CLIENT_ID_CHARACTERS = 100
@@ -47,8 +48,8 @@ Id = Annotated[
 ]
 # The tab's own tag for a frame, echoed in the answer to it.
 Req = int | Annotated[float, AfterValidator(_finite)] | Annotated[str, Field(max_length=MAX_REQ_CHARACTERS)] | None
-Content = Annotated[str, Field(max_length=MAX_CONTENT_CHARACTERS)]
-ModelId = Annotated[str, Field(max_length=MAX_MODEL_CHARACTERS)]
+Content = text(max_length=MAX_CONTENT_CHARACTERS)
+ModelId = text(max_length=MAX_MODEL_CHARACTERS)
 Attachments = Annotated[list[Id], Field(max_length=MAX_ATTACHMENTS)]
 
 
@@ -66,7 +67,7 @@ class SendFrame(_Frame):
     parent_id: Id | None = None
     content: Content
     model: ModelId | None = None
-    client_id: Annotated[str, Field(max_length=MAX_CLIENT_ID_CHARACTERS)] | None = None
+    client_id: text(max_length=MAX_CLIENT_ID_CHARACTERS) | None = None  # type: ignore[valid-type]
     attachments: Attachments | None = None
 
 

@@ -3,14 +3,13 @@ providers they may add keys for. Served by the API assembled in `config.api`."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from django.http import HttpRequest
 from ninja import Router, Schema
-from pydantic import ConfigDict, StringConstraints
+from pydantic import ConfigDict
 
 from accounts.models import User
 from accounts.services import profile_update
+from common.schemas import text
 from web.selectors import key_providers, usage_levels
 
 router = Router(tags=["me"])
@@ -46,8 +45,8 @@ class ProfileChanges(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     # Left out, a field is unchanged (None is never set: `null` is refused).
-    display_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=DISPLAY_NAME_MAX)] = None  # type: ignore[assignment]
-    custom_instructions: Annotated[str, StringConstraints(strip_whitespace=True, max_length=INSTRUCTIONS_MAX)] = None  # type: ignore[assignment]
+    display_name: text(max_length=DISPLAY_NAME_MAX, strip=True) = None  # type: ignore[valid-type]
+    custom_instructions: text(max_length=INSTRUCTIONS_MAX, strip=True) = None  # type: ignore[valid-type]
 
 
 def _profile(user: User) -> Profile:

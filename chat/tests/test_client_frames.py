@@ -49,6 +49,7 @@ def test_keys_a_frame_does_not_name_are_ignored_and_left_out_ones_are_none() -> 
         ({"type": "stop", "message_id": "chat-1"}, "`message_id`: must be an id"),
         ({"type": "send", "content": "x", "attachments": [ID, "nope"]}, "`attachments` item 1"),
         ({"type": "send", "content": "x", "model": "m" * 201}, "`model`"),
+        ({"type": "send", "content": "a\x00b"}, "`content`: must not contain the NUL character"),
     ],
 )
 def test_a_frame_of_the_wrong_shape_is_a_bad_frame_that_names_its_field(content: Any, complaint: str) -> None:

@@ -53,7 +53,7 @@ def test_answers_are_never_cached(client: Client) -> None:
     assert "no-store" in client.get("/api/me")["Cache-Control"]
 
 
-@pytest.mark.parametrize("body", ["{not json", "[1, 2]", '{"display_name": null}'])
+@pytest.mark.parametrize("body", ["{not json", "[1, 2]", '{"display_name": null}', '{"display_name": "a\\u0000b"}'])
 def test_a_body_that_is_not_the_schema_s_is_a_400_in_the_envelope(client: Client, body: str) -> None:
     client.force_login(UserFactory(display_name="Kept"))
     response = client.patch("/api/me", body, content_type="application/json")
