@@ -265,16 +265,15 @@ async def chat_completions(request: HttpRequest, body: CompletionRequest) -> Any
             for tool in body.tools or ()
         ),
     }
+    admitted = await completion_admit(**call)
     if body.stream:
-        # Admitted before the first byte: a refusal is an HTTP error, not a broken stream.
-        admitted = await completion_admit(**call)
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         events = _events(completion_stream(admitted), model_id=admitted.route.model_id, include_usage=include_usage)
         response = StreamingHttpResponse(events, content_type="text/event-stream")
         response["X-Accel-Buffering"] = "no"  # a proxy must pass each chunk on as it comes
         add_never_cache_headers(response)
         return response
-    done = await completion_create(**call)
+    done = await completion_create(admitted)
     return CompletionAnswer(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         created=int(time.time()),

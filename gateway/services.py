@@ -86,8 +86,9 @@ async def completion_admit(
     temperature: float | None,
     tools: tuple[ToolSpec, ...] = (),
 ) -> Admitted:
-    """Resolve and admit a call as `completion_create` does, without making it (a stream is
-    admitted before its first byte, so a refusal is an HTTP error, not a broken stream)."""
+    """Resolve the model and admit the call as a turn is (`route_checked`, `turn_admission`); a
+    refusal (no such model, the rate limits, the spend quota) calls nothing. A stream is
+    admitted before its first byte, so a refusal is an HTTP error, not a broken stream."""
     request = ChatRequest(
         model="", messages=messages, system=system, temperature=temperature, max_tokens=max_tokens, tools=tools
     )
@@ -151,30 +152,11 @@ async def _bill(admitted: Admitted, call: ModelCall, outcome: str = "") -> Usage
     )
 
 
-async def completion_create(
-    *,
-    user: User,
-    model_id: str,
-    system: str,
-    messages: tuple[ChatMessage, ...],
-    max_tokens: int | None,
-    temperature: float | None,
-    tools: tuple[ToolSpec, ...] = (),
-) -> Completion:
-    """Call `model_id` for `user` with the conversation, and bill it. A refusal (no such model,
-    the rate limits, the spend quota) calls nothing; a provider's failure is billed for what it
-    wrote, then raised with the provider's code (502). Async: the call waits on the event loop,
-    its two database steps on the generations' database threads (`sync_db`), so a long
-    completion holds no thread."""
-    admitted = await completion_admit(
-        user=user,
-        model_id=model_id,
-        system=system,
-        messages=messages,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        tools=tools,
-    )
+async def completion_create(admitted: Admitted) -> Completion:
+    """Make an admitted call and bill it. A provider's failure is billed for what it wrote, then
+    raised with the provider's code (502). Async: the call waits on the event loop, its
+    database steps on the generations' database threads (`sync_db`), so a long completion
+    holds no thread."""
     call = await model_text(admitted.route, admitted.request, timeout=settings.REPLY_MAX_SECONDS)
     usage = await _bill(admitted, call)
     if call.error is not None:

@@ -6,24 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import openai
-from playwright.sync_api import expect
 
-from web.tests.browser.test_pages import _sign_up
-
-
-def _token(page: Any) -> str:
-    page.goto("/accounts/signup/")
-    _sign_up(page)
-    page.goto("/settings/")
-    page.locator("#token-name").fill("sdk")
-    page.locator("#token-scope").select_option("chat")
-    page.get_by_role("button", name="Make token").click()
-    expect(page.locator("#token-made")).to_be_visible()
-    return page.locator("#token-secret").input_value()
+from web.tests.browser.test_pages import token_made_in_settings
 
 
 def test_the_sdk_lists_models_and_streams_a_completion_from_the_served_product(page: Any, arbor: str) -> None:
-    client = openai.OpenAI(base_url=f"{arbor}/v1", api_key=_token(page), max_retries=0)
+    client = openai.OpenAI(
+        base_url=f"{arbor}/v1", api_key=token_made_in_settings(page, name="sdk", scope="chat"), max_retries=0
+    )
     models = [model.id for model in client.models.list()]
     model = next(model for model in models if model.startswith("openai:"))
 

@@ -195,15 +195,20 @@ def test_a_rename_survives_the_chat_list_being_redrawn_under_it(page: Any) -> No
     expect(page.locator(".chat-link", has_text="Half renamed")).to_be_visible()
 
 
-def test_a_token_made_in_settings_is_shown_once_drives_the_api_and_stops_when_revoked(page: Any) -> None:
+def token_made_in_settings(page: Any, *, name: str, scope: str) -> str:
+    """A new account's personal access token, made as a person makes one in settings."""
     page.goto("/accounts/signup/")
     _sign_up(page)
     page.goto("/settings/")
-    page.locator("#token-name").fill("my script")
-    page.locator("#token-scope").select_option("read")
+    page.locator("#token-name").fill(name)
+    page.locator("#token-scope").select_option(scope)
     page.get_by_role("button", name="Make token").click()
     expect(page.locator("#token-made")).to_be_visible()
-    secret = page.locator("#token-secret").input_value()
+    return page.locator("#token-secret").input_value()
+
+
+def test_a_token_made_in_settings_is_shown_once_drives_the_api_and_stops_when_revoked(page: Any) -> None:
+    secret = token_made_in_settings(page, name="my script", scope="read")
     assert secret.startswith("arb_")
     expect(page.locator("#tokens")).to_contain_text("my script · read · expires")
 
