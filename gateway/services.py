@@ -25,6 +25,7 @@ from chat.services.turns import TurnRefused, route_checked, turn_admission
 from chat.services.uploads import IMAGE_TOKENS
 from common.errors import ArborError
 from providers.contract import ChatMessage, ChatRequest, ImagePart, ProviderError, ToolCall, ToolSpec, Usage
+from providers.resilience import route_release
 from providers.routing import Route
 from usage.models import Kind, Outcome
 from usage.services import ModelCall, model_call_bill, model_text
@@ -92,7 +93,12 @@ async def completion_admit(
     request = ChatRequest(
         model="", messages=messages, system=system, temperature=temperature, max_tokens=max_tokens, tools=tools
     )
-    route, reservation = await _admitted(user, model_id, request)
+    route = await _route(user, model_id, request)
+    try:
+        reservation = await _admission(user, route, request)
+    except BaseException:
+        await route_release(route)  # the clients a user's endpoint brought: no stream will close them
+        raise
     return Admitted(user_id=user.pk, route=route, request=request, reservation=reservation)
 
 
@@ -165,8 +171,8 @@ async def completion_create(admitted: Admitted) -> Completion:
 
 
 @sync_db
-def _admitted(user: User, model_id: str, request: ChatRequest) -> tuple[Route, dict[str, Any]]:
-    """The route, and the call admitted on it (the reservation to settle), as a turn is."""
+def _route(user: User, model_id: str, request: ChatRequest) -> Route:
+    """The route to `model_id` as a turn's is, for a request the model can take."""
     try:
         route = route_checked(user, model_id)
     except TurnRefused as refusal:
@@ -174,15 +180,24 @@ def _admitted(user: User, model_id: str, request: ChatRequest) -> tuple[Route, d
     if request.tools and not route.supports_tools:
         message = f"{route.display_name} does not call tools: pick a model that does."
         raise CompletionRefused(message, code="tools_not_supported", fields={"tools": []})
-    images = sum(isinstance(part, ImagePart) for message in request.messages for part in message.parts)
-    if images and "image" not in route.input_modalities:
+    if _images(request) and "image" not in route.input_modalities:
         message = f"{route.display_name} does not take images: pick a model that does."
         raise CompletionRefused(message, code="images_not_supported", fields={"messages": []})
+    return route
+
+
+@sync_db
+def _admission(user: User, route: Route, request: ChatRequest) -> dict[str, Any]:
+    """The call admitted as a turn is: the reservation to settle when it is billed."""
     try:
         with transaction.atomic():
-            return route, turn_admission(user, estimated_tokens(request) + images * IMAGE_TOKENS, route)
+            return turn_admission(user, estimated_tokens(request) + _images(request) * IMAGE_TOKENS, route)
     except TurnRefused as refusal:
         raise _refused(refusal) from None
+
+
+def _images(request: ChatRequest) -> int:
+    return sum(isinstance(part, ImagePart) for message in request.messages for part in message.parts)
 
 
 def _provider_failed(error: ProviderError) -> CompletionRefused:

@@ -293,3 +293,23 @@ def test_tools_for_a_model_that_calls_none_are_refused(sdk_http: httpx2.Client, 
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], tools=[WEATHER_TOOL])
     assert refused.value.body["code"] == "tools_not_supported"  # type: ignore[index]
     assert openai_fake.requests == []
+
+
+def test_a_refused_call_releases_its_route(
+    sdk_http: httpx2.Client, openai_fake: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway import services
+
+    released: list[str] = []
+    real_release = services.route_release
+
+    async def recorded(route: object) -> None:
+        released.append(route.model_id)  # type: ignore[attr-defined]
+        await real_release(route)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(services, "route_release", recorded)
+    user = _user_with_access(message_capacity=0, messages_per_minute=0)
+    client = _sdk(sdk_http, token_create(user=user, name="sdk", scope="chat").secret)
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
+    assert released == [MODEL]  # a user's endpoint's client would be closed here, not leaked
