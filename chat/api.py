@@ -23,6 +23,7 @@ from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+from ninja import Field, Router, Schema
 
 from accounts.models import User
 from accounts.services import GuestLimitReached
@@ -149,25 +150,45 @@ def _json_text(body: str, status: int = 200) -> HttpResponse:
     return HttpResponse(body, content_type="application/json", status=status)
 
 
-# --- Endpoints ---------------------------------------------------------------------------------
-@json_endpoint("GET")
-def models_available(request: HttpRequest, user: User) -> HttpResponse:
-    """The models this user may pick now, and which one to preselect."""
+# --- Endpoints served by the described API (config.api) ----------------------------------------
+router = Router(tags=["chat"])
+
+
+class ModelChoice(Schema):
+    id: str
+    name: str
+    supports_tools: bool
+    supports_reasoning: bool
+    input_modalities: list[str]
+    byok: bool = Field(description="Served by the user's own key or endpoint")
+
+
+class ModelChoices(Schema):
+    models: list[ModelChoice]
+    default: str | None = Field(description="The model to preselect, if any")
+
+
+@router.get("/models", response=ModelChoices, summary="The models you may pick now, and which to preselect")
+def models_available(request: HttpRequest) -> ModelChoices:
+    user = request.auth
     default = default_model_for(user)
-    options = [
-        {
-            "id": option.model_id,
-            "name": option.display_name,
-            "supports_tools": option.supports_tools,
-            "supports_reasoning": option.supports_reasoning,
-            "input_modalities": list(option.input_modalities),
-            "byok": option.byok,
-        }
-        for option in models_available_to(user)
-    ]
-    return JsonResponse({"models": options, "default": default.model_id if default else None})
+    return ModelChoices(
+        models=[
+            ModelChoice(
+                id=option.model_id,
+                name=option.display_name,
+                supports_tools=option.supports_tools,
+                supports_reasoning=option.supports_reasoning,
+                input_modalities=list(option.input_modalities),
+                byok=option.byok,
+            )
+            for option in models_available_to(user)
+        ],
+        default=default.model_id if default else None,
+    )
 
 
+# --- Endpoints still served here --------------------------------------------------------------
 @json_endpoint("GET")
 def chats_list(request: HttpRequest, user: User) -> HttpResponse:
     archived = {"false": False, "true": True, "all": None}[_choice(request, "archived", ("false", "true", "all"))]

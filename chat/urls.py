@@ -9,7 +9,6 @@ from chat import api, uploads_api
 app_name = "chat"
 
 urlpatterns: list[URLPattern] = [
-    path("models", api.models_available, name="models"),
     path("chats", api.chats_list, name="chats"),
     path("chats/changes", api.chats_changes, name="changes"),
     path("chats/<uuid:chat_id>", api.chat_detail, name="chat"),

@@ -19,6 +19,7 @@ from ninja.operation import PathView
 
 from accounts.api import BrowserSession, PersonalTokenAuth
 from accounts.api import router as accounts_router
+from chat.api import router as chat_router
 from common.errors import ArborError, error_response
 from web.api import router as web_router
 
@@ -52,6 +53,7 @@ api = ArborAPI(
 )
 api.add_router("", web_router)
 api.add_router("", accounts_router)
+api.add_router("", chat_router)
 
 
 @api.exception_handler(ArborError)
