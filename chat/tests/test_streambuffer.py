@@ -263,7 +263,13 @@ async def test_cancelling_a_follower_is_clean(buffer: StreamBuffer) -> None:
             seen.append(frame)
 
     follower = asyncio.create_task(follow())
-    await asyncio.sleep(0.1)  # now blocked in XREAD
+    # Cancelled once it has the first frame, blocked in XREAD for the next (not after a fixed
+    # sleep: a slow moment of a shared machine once left it short of the first frame).
+    for _ in range(500):
+        if seen:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
     follower.cancel()
     with pytest.raises(asyncio.CancelledError):
         await follower
