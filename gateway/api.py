@@ -60,9 +60,13 @@ v1 = GatewayAPI(
 )
 
 
+def _error_body(status: int, message: str, code: str, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error object, as an answer's body or a stream's last event."""
+    return {"error": {"message": message, "type": ERROR_TYPES.get(status, "api_error"), "param": param, "code": code}}
+
+
 def openai_error(status: int, message: str, code: str, param: str | None = None) -> JsonResponse:
-    error = {"message": message, "type": ERROR_TYPES.get(status, "api_error"), "param": param, "code": code}
-    response = JsonResponse({"error": error}, status=status)
+    response = JsonResponse(_error_body(status, message, code, param), status=status)
     add_never_cache_headers(response)
     return response
 
@@ -336,15 +340,5 @@ async def _events(
             else:
                 yield chunk({"content": piece})
     except CompletionRefused as failure:
-        status = failure.status_code
-        yield event(
-            {
-                "error": {
-                    "message": failure.message,
-                    "type": ERROR_TYPES.get(status, "api_error"),
-                    "param": None,
-                    "code": failure.code,
-                }
-            }
-        )
+        yield event(_error_body(failure.status_code, failure.message, failure.code))
     yield b"data: [DONE]\n\n"

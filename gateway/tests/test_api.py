@@ -313,3 +313,32 @@ def test_a_refused_call_releases_its_route(
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
     assert released == [MODEL]  # a user's endpoint's client would be closed here, not leaked
+
+
+def test_a_provider_failing_midway_is_billed_for_what_it_wrote_and_answered_502(
+    sdk_http: httpx2.Client, openai_fake: OpenAIServer
+) -> None:
+    from usage.models import UsageRecord
+
+    openai_fake.script(reply(Say("Half an "), Say("answer."), drop_after=1))
+    user = _user_with_access()
+    client = _sdk(sdk_http, token_create(user=user, name="sdk", scope="chat").secret)
+    with pytest.raises(openai.InternalServerError) as failed:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
+    assert failed.value.status_code == 502
+    record = UsageRecord.objects.get(user=user)
+    assert record.kind == "api" and record.outcome != "complete"
+
+
+def test_a_provider_failing_midway_through_a_stream_ends_it_with_an_error_event(
+    sdk_http: httpx2.Client, openai_fake: OpenAIServer
+) -> None:
+    openai_fake.script(reply(Say("Half an "), Say("answer."), drop_after=1))
+    client = _sdk(sdk_http, token_create(user=_user_with_access(), name="sdk", scope="chat").secret)
+    stream = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], stream=True)
+    pieces: list[str] = []
+    with pytest.raises(openai.APIError):
+        for chunk in stream:
+            if chunk.choices:
+                pieces.append(chunk.choices[0].delta.content or "")
+    assert "".join(pieces) == "Half an "
