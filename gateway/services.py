@@ -120,18 +120,24 @@ async def completion_stream(admitted: Admitted) -> AsyncIterator[str | Completio
             pieces.put_nowait(None)
 
     calling = asyncio.ensure_future(call_model())
+    usage: Usage | None = None
     try:
         while (piece := await pieces.get()) is not None:
             yield piece
         call = await calling
+        usage = await _bill(admitted, call)
     finally:
-        if not calling.done():
-            calling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await calling
-            stopped = ModelCall(text="".join(written), sent_tokens=estimated_tokens(admitted.request))
-            await asyncio.shield(_bill(admitted, stopped, outcome=Outcome.STOPPED))
-    usage = await _bill(admitted, call)
+        if usage is None:  # closed early: bill it all the same, whether the model had finished or not
+            outcome = ""
+            if calling.done() and not calling.cancelled():
+                call = calling.result()
+            else:
+                calling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await calling
+                call = ModelCall(text="".join(written), sent_tokens=estimated_tokens(admitted.request))
+                outcome = Outcome.STOPPED
+            await asyncio.shield(_bill(admitted, call, outcome=outcome))
     if call.error is not None:
         raise _provider_failed(call.error)
     yield _completion(admitted, call, usage)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx2
@@ -342,3 +343,31 @@ def test_a_provider_failing_midway_through_a_stream_ends_it_with_an_error_event(
             if chunk.choices:
                 pieces.append(chunk.choices[0].delta.content or "")
     assert "".join(pieces) == "Half an "
+
+
+async def test_a_stream_left_after_the_model_finished_is_billed_in_full(openai_fake: OpenAIServer) -> None:
+    from asgiref.sync import sync_to_async
+
+    from gateway.services import completion_admit, completion_stream
+    from providers.contract import ChatMessage
+    from usage.models import UsageRecord
+
+    openai_fake.script(reply(Say("All "), Say("of it."), Count(5, 3)))
+    user = await sync_to_async(_user_with_access)()
+    admitted = await completion_admit(
+        user=user,
+        model_id=MODEL,
+        system="",
+        messages=(ChatMessage.text("user", "Hi"),),
+        max_tokens=None,
+        temperature=None,
+    )
+    stream = completion_stream(admitted)
+    assert (await anext(stream)).startswith("All ")
+    for _ in range(500):  # until the model has written everything (the call's task has ended)
+        if len([task for task in asyncio.all_tasks() if "call_model" in repr(task.get_coro())]) == 0:
+            break
+        await asyncio.sleep(0.01)
+    await stream.aclose()
+    record = await sync_to_async(UsageRecord.objects.get)(user=user)
+    assert (record.kind, record.outcome, record.output_tokens) == ("api", "complete", 3)
